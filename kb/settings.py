@@ -25,16 +25,17 @@ class RenderConfig(BaseModel):
 
     model_config = {"frozen": True}
 
-    page_width: int = Field(812, ge=196, le=4096, description="image width in px (a multiple of 28 wastes nothing)")
-    font: str = Field("NotoSans", description="body font family (Noto/DejaVu name) or a .ttf/.otf path")
-    mono_font: str = Field("NotoSansMono", description="font for code blocks")
-    font_size: int = Field(11, ge=6, le=64, description="body font size in px at scale 1")
-    line_height: float = Field(1.18, ge=1.0, le=2.5, description="line pitch as a multiple of font size")
-    margin: int = Field(4, ge=0, le=200, description="outer margin in px at scale 1")
-    scale: float = Field(1.0, gt=0.25, le=4.0, description="dpi-equivalent multiplier for every size")
-    max_pixels: int = Field(812 * 1148, ge=50_000, description="upper bound on width*height of one image")
-    header: bool = Field(True, description="draw the title / heading-path header")
-    patch: int = Field(28, ge=1, description="VLM patch size in px; image sides are rounded up to it")
+    page_width: int = Field(default=812, ge=196, le=4096, description="image width px (multiple of 28 wastes nothing)")
+    font: str = Field(default="NotoSans", description="body font family (Noto/DejaVu name) or a .ttf/.otf path")
+    mono_font: str = Field(default="NotoSansMono", description="font for code blocks")
+    font_size: int = Field(default=11, ge=6, le=64, description="body font size in px at scale 1")
+    line_height: float = Field(default=1.18, ge=1.0, le=2.5, description="line pitch as a multiple of font size")
+    block_gap: float = Field(default=0.3, ge=0.0, le=3.0, description="vertical gap between blocks, in font sizes")
+    margin: int = Field(default=4, ge=0, le=200, description="outer margin in px at scale 1")
+    scale: float = Field(default=1.0, gt=0.25, le=4.0, description="dpi-equivalent multiplier for every size")
+    max_pixels: int = Field(default=812 * 1148, ge=50_000, description="upper bound on width*height of one image")
+    header: bool = Field(default=True, description="draw the title / heading-path header")
+    patch: int = Field(default=28, ge=1, description="VLM patch size in px; image sides are rounded up to it")
 
     @property
     def max_height(self) -> int:

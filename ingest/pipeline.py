@@ -1,0 +1,211 @@
+"""Ingest one file: parse → sections → image-sized parts → glyph PNGs → catalog manifest.
+
+The manifest is written last, so a failure at any stage leaves the previous version (or
+nothing) in place. The vector index step slots in between rendering and the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+from ingest.parse import SUPPORTED_EXTENSIONS, parse_file
+from ingest.render import GlyphRenderer, png_bytes
+from ingest.sections import build_sections
+from kb.catalog import Catalog, DocumentRecord, ImageRecord, SectionRecord, doc_id_for
+from kb.errors import CorruptDocumentError, FileTooLargeError, KbError
+from kb.images import ImageStore
+from kb.settings import RenderConfig, Settings
+from kb.tokens import TokenCounter, visual_tokens
+from kb.types import Section
+
+log = logging.getLogger(__name__)
+
+# Bump when parsing/sectioning/rendering changes output, so unchanged files are re-rendered once.
+PIPELINE_VERSION = "1"
+
+Stage = Literal["parse", "section", "render", "store", "done"]
+StageCallback = Callable[[Path, Stage], None]
+
+
+@dataclass
+class IngestResult:
+    path: Path
+    status: Literal["ingested", "unchanged", "failed"]
+    doc_id: str | None = None
+    title: str | None = None
+    sections: int = 0
+    images: int = 0
+    pages: int | None = None
+    text_tokens: int = 0
+    visual_tokens: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RenderedPart:
+    section: Section
+    image: Image.Image
+    png: bytes
+
+
+def render_fingerprint(config: RenderConfig, token_counter: str) -> str:
+    raw = f"{PIPELINE_VERSION}|{config.model_dump_json()}|{token_counter}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files given directly are yielded as-is (unsupported ones fail later with a reason);
+    folders are walked recursively for supported files, hidden entries skipped."""
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p).parts
+                if f.is_file() and not any(s.startswith(".") for s in rel) and f.suffix.lower() in SUPPORTED_EXTENSIONS:
+                    yield f
+        else:
+            yield p
+
+
+def render_document(
+    path: Path, settings: Settings, renderer: GlyphRenderer, *, on_stage: StageCallback | None = None
+) -> tuple[str, str, int | None, bool, list[str], list[RenderedPart]]:
+    """Parse, section and render one file; returns (doc_id, title, pages, ocr_used, warnings, parts)."""
+    doc_id = doc_id_for(path)
+    if on_stage:
+        on_stage(path, "parse")
+    parsed = parse_file(path, settings)
+    if on_stage:
+        on_stage(path, "section")
+    sections = build_sections(doc_id, parsed)
+    if on_stage:
+        on_stage(path, "render")
+    parts: list[RenderedPart] = []
+    for sec in sections:
+        for part in renderer.paginate(sec, parsed.title):
+            img = renderer.render(part, parsed.title)
+            parts.append(RenderedPart(part, img, png_bytes(img)))
+    return doc_id, parsed.title, parsed.pages, parsed.ocr_used, list(parsed.warnings), parts
+
+
+class Ingestor:
+    """Runs the pipeline for many files against one data dir; holds the lazily loaded helpers."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, images: ImageStore) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.images = images
+        self.renderer = GlyphRenderer(settings.render)
+        self.counter = TokenCounter.load(settings.token_counter)
+        self.fingerprint = render_fingerprint(settings.render, settings.token_counter)
+
+    def ingest_file(self, path: Path, *, on_stage: StageCallback | None = None, tags: list[str] | None = None) -> IngestResult:
+        t0 = time.perf_counter()
+        try:
+            result = self._ingest(path, on_stage, tags or [])
+        except KbError as exc:
+            log.info("ingest failed for %s: %s", path, exc)
+            result = IngestResult(path=path, status="failed", error=str(exc))
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def _ingest(self, path: Path, on_stage: StageCallback | None, tags: list[str]) -> IngestResult:
+        data = _read_checked(path, self.settings)
+        sha = hashlib.sha256(data).hexdigest()
+        doc_id = doc_id_for(path)
+        old = self.catalog.get(doc_id)
+        if old and old.file_sha256 == sha and old.render_fingerprint == self.fingerprint and all(
+            self.images.exists(k) for k in old.image_keys
+        ):
+            return _result(path, "unchanged", old)
+
+        doc_id, title, pages, ocr_used, warnings, parts = render_document(
+            path, self.settings, self.renderer, on_stage=on_stage
+        )
+        if on_stage:
+            on_stage(path, "store")
+        texts = [p.section.text for p in parts]
+        tokens = self.counter.count_many(texts) if texts else []
+        sections: list[SectionRecord] = []
+        for part, n_tok in zip(parts, tokens, strict=True):
+            key = self.images.put(part.png)
+            w, h = part.image.size
+            sec = part.section
+            sections.append(
+                SectionRecord(
+                    section_id=sec.section_id,
+                    ordinal=len(sections),
+                    part=sec.part,
+                    parts=sec.parts,
+                    heading_path=list(sec.heading_path),
+                    page_start=sec.page_start,
+                    page_end=sec.page_end,
+                    kinds=list(sec.kinds),
+                    text=sec.text,
+                    content_hash=sec.content_hash,
+                    text_tokens=n_tok,
+                    images=[ImageRecord(key=key, width=w, height=h, visual_tokens=visual_tokens(w, h, self.settings.render.patch))],
+                )
+            )
+        rec = DocumentRecord(
+            doc_id=doc_id,
+            title=title,
+            source_name=path.name,
+            source_path=str(path.resolve()),
+            format=path.suffix.lower().lstrip("."),
+            file_sha256=sha,
+            file_bytes=len(data),
+            pages=pages,
+            ocr_used=ocr_used,
+            render_fingerprint=self.fingerprint,
+            ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            tags=sorted(set(tags) | set(old.tags if old else [])),
+            warnings=warnings,
+            sections=sections,
+        )
+        # The index upsert goes here (before the manifest) once the index lands.
+        self.catalog.put(rec)
+        if old:
+            self.images.remove(set(old.image_keys) - self.catalog.referenced_images())
+        if on_stage:
+            on_stage(path, "done")
+        return _result(path, "ingested", rec)
+
+
+def _read_checked(path: Path, settings: Settings) -> bytes:
+    """Size-check before reading, so an oversized upload costs nothing."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CorruptDocumentError(f"cannot read {path}: {exc.strerror}", "check the path and permissions") from exc
+    if size > settings.max_file_mb * 1024 * 1024:
+        raise FileTooLargeError(
+            f"{path.name} is {size / 1e6:.1f} MB, over the {settings.max_file_mb:g} MB limit",
+            "split the file or raise KB_MAX_FILE_MB",
+        )
+    return path.read_bytes()
+
+
+def _result(path: Path, status: Literal["ingested", "unchanged"], rec: DocumentRecord) -> IngestResult:
+    return IngestResult(
+        path=path,
+        status=status,
+        doc_id=rec.doc_id,
+        title=rec.title,
+        sections=len(rec.sections),
+        images=len(rec.image_keys),
+        pages=rec.pages,
+        text_tokens=rec.text_tokens,
+        visual_tokens=rec.visual_tokens,
+        warnings=list(rec.warnings),
+    )

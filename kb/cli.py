@@ -1,0 +1,182 @@
+"""The `kb` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kb.errors import KbError
+from kb.service import KnowledgeBase
+from kb.settings import Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Glyph KB: documents as glyph images, searchable.")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kb.toml to read (default: ./kb.toml if present)")]
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    """Turn user-fixable errors into a clear message and exit code 2; bugs keep their traceback."""
+    try:
+        return fn()
+    except KbError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}")
+        if exc.hint:
+            err.print(f"[yellow]hint:[/] {exc.hint}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders (walked recursively)")],
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag to attach (repeatable)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Parse, section and render documents into the knowledge base."""
+    kb = _run(lambda: KnowledgeBase(_settings(config)))
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        err.print(f"[bold red]error:[/] no such file or folder: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("scanning", total=None)
+
+        def on_file(p: Path, i: int, n: int) -> None:
+            bar.update(task, total=n, completed=i, description=f"{p.name}")
+
+        def on_stage(p: Path, stage: str) -> None:
+            bar.update(task, description=f"{p.name} [dim]{stage}[/]")
+
+        results = _run(lambda: kb.ingest(paths, tags=tag, on_file=on_file, on_stage=on_stage))
+        bar.update(task, completed=len(results))
+    elapsed = time.perf_counter() - t0
+    _print_ingest_summary(results, elapsed)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def _print_ingest_summary(results: list[Any], elapsed: float) -> None:
+    table = Table(title="Ingested")
+    for col in ("document", "status", "sections", "images", "pages", "compression", "seconds"):
+        table.add_column(col, justify="left" if col in ("document", "status") else "right")
+    for r in results:
+        ratio = f"{r.text_tokens / r.visual_tokens:.2f}×" if r.visual_tokens else "-"
+        style = {"ingested": "green", "unchanged": "dim", "failed": "red"}[r.status]
+        table.add_row(
+            r.doc_id or r.path.name, f"[{style}]{r.status}[/]", str(r.sections), str(r.images),
+            str(r.pages or "-"), ratio, f"{r.seconds:.1f}",
+        )
+    out.print(table)
+    ok = [r for r in results if r.status != "failed"]
+    failed = [r for r in results if r.status == "failed"]
+    text_t = sum(r.text_tokens for r in ok)
+    vis_t = sum(r.visual_tokens for r in ok)
+    out.print(
+        f"documents: {len(ok)} ({sum(r.status == 'ingested' for r in ok)} ingested, "
+        f"{sum(r.status == 'unchanged' for r in ok)} unchanged)  sections: {sum(r.sections for r in ok)}  "
+        f"images: {sum(r.images for r in ok)}  pages: {sum(r.pages or 0 for r in ok)}  "
+        f"compression: {text_t / vis_t if vis_t else 0:.2f}× ({text_t} text / {vis_t} visual tokens)  "
+        f"failures: {len(failed)}  time: {elapsed:.1f}s"
+    )
+    for r in failed:
+        out.print(f"[red]failed[/] {r.path}: {r.error}")
+
+
+@app.command()
+def render(
+    file: Annotated[Path, typer.Argument(help="a document to render")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder for the PNGs")] = Path("glyphs"),
+    config: ConfigOpt = None,
+) -> None:
+    """Write the glyph images of one file to a folder, to look at (stores nothing)."""
+    kb = _run(lambda: KnowledgeBase(_settings(config)))
+    paths = _run(lambda: kb.render_file(file, out_dir))
+    for p in paths:
+        out.print(str(p))
+    out.print(f"{len(paths)} image(s) in {out_dir}")
+
+
+@app.command()
+def docs(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List the ingested documents."""
+    kb = _run(lambda: KnowledgeBase(_settings(config)))
+    records = _run(kb.documents)
+    if as_json:
+        rows = [
+            {
+                "doc": d.doc_id, "title": d.title, "file": d.source_name, "format": d.format, "pages": d.pages,
+                "sections": len(d.sections), "images": len(d.image_keys), "text_tokens": d.text_tokens,
+                "visual_tokens": d.visual_tokens, "ingested_at": d.ingested_at, "tags": d.tags,
+            }
+            for d in records
+        ]
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return
+    if not records:
+        out.print(f"No documents in {kb.settings.data_dir}. Add some with: kb ingest PATH")
+        return
+    table = Table(title=f"Documents in {kb.settings.data_dir}")
+    for col in ("id", "title", "format", "pages", "sections", "images", "compression", "ingested", "tags"):
+        table.add_column(col)
+    for d in records:
+        table.add_row(
+            d.doc_id, d.title[:48], d.format, str(d.pages or "-"), str(len(d.sections)), str(len(d.image_keys)),
+            f"{d.compression:.2f}×", d.ingested_at, ",".join(d.tags),
+        )
+    out.print(table)
+    s = kb.stats()
+    out.print(
+        f"{s.documents} documents, {s.sections} sections, {s.images} images, "
+        f"{s.image_bytes / 1e6:.1f} MB of images, compression {s.compression:.2f}×"
+    )
+
+
+@app.command()
+def delete(
+    doc_ids: Annotated[list[str], typer.Argument(help="document ids (see `kb docs`)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Remove documents and their images."""
+    kb = _run(lambda: KnowledgeBase(_settings(config)))
+    for d in doc_ids:
+        rec = _run(lambda d=d: kb.delete(d))
+        out.print(f"deleted {rec.doc_id} ({len(rec.sections)} sections)")
+
+
+@app.command()
+def gc(config: ConfigOpt = None) -> None:
+    """Remove images no document references (left over by an interrupted ingest)."""
+    kb = _run(lambda: KnowledgeBase(_settings(config)))
+    n = _run(kb.gc)
+    out.print(f"removed {n} unreferenced image(s)")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()
