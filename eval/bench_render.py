@@ -1,0 +1,155 @@
+"""Render benchmark: compression (text tokens / visual tokens), OCR legibility and speed per render config.
+
+    python eval/bench_render.py [--docs DIR] [--configs SPEC ...] [--limit N] [--ocr-sample N]
+
+A config SPEC is `name` of a preset below or `key=value,key=value` over RenderConfig fields
+(e.g. `font_size=10,line_height=1.15`). Compression is summed over whole documents; word recall is the
+multiset share of each image's source words that tesseract (2x LANCZOS upscale) recovers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import Image
+
+from ingest.legibility import char_similarity, ocr_lang, ocr_text, word_recall, words
+from ingest.render import GlyphRenderer
+from kb.settings import RenderConfig, Settings
+from kb.tokens import TokenCounter, visual_tokens
+from kb.types import Section
+
+DEFAULT_DOCS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "public" / "docs"
+PRESETS: dict[str, dict[str, object]] = {
+    "default": {},
+    "fs10": {"font_size": 10},
+    "fs12": {"font_size": 12},
+    "lh1.1": {"line_height": 1.1},
+    "lh1.3": {"line_height": 1.3},
+    "w1092": {"page_width": 1092, "max_pixels": 1092 * 1148},
+    "w644": {"page_width": 644, "max_pixels": 644 * 1148},
+    "dejavu": {"font": "DejaVuSans", "mono_font": "DejaVuSansMono"},
+    "margin12": {"margin": 12},
+}
+DEFAULT_CONFIGS = ["default", "fs10", "fs12", "lh1.1", "lh1.3", "w1092", "dejavu", "margin12"]
+
+
+@dataclass
+class Result:
+    name: str
+    text_tokens: int = 0
+    visual: int = 0
+    images: int = 0
+    matched: float = 0.0
+    source_words: int = 0
+    sims: list[float] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)
+
+
+def parse_config(spec: str) -> tuple[str, RenderConfig]:
+    if spec in PRESETS:
+        return spec, RenderConfig(**PRESETS[spec])  # type: ignore[arg-type]
+    kv: dict[str, str] = dict(item.split("=", 1) for item in spec.split(",") if item)
+    return spec, RenderConfig.model_validate(kv)
+
+
+def load_sections(docs: Path, limit: int | None) -> list[tuple[str, list[Section]]]:
+    """(title, sections) per document, through the real parser and sectioner."""
+    from ingest.parse import parse_file
+    from ingest.sections import build_sections
+
+    settings = Settings()
+    out = []
+    files = sorted(p for p in docs.iterdir() if p.is_file())
+    for path in files[:limit] if limit else files:
+        parsed = parse_file(path, settings)
+        out.append((parsed.title or path.stem, build_sections(path.stem, parsed)))
+    return out
+
+
+def run_config(name: str, config: RenderConfig, docs: list[tuple[str, list[Section]]], ocr_sample: int,
+               counter: TokenCounter, pool: ThreadPoolExecutor) -> Result:
+    res = Result(name)
+    renderer = GlyphRenderer(config)
+    jobs = []
+    for title, sections in docs:
+        images: list[tuple[Section, Image.Image]] = []
+        for section in sections:
+            res.text_tokens += counter.count(section.text)
+            t0 = time.perf_counter()
+            parts = renderer.paginate(section, title)
+            rendered = [(p, renderer.render(p, title)) for p in parts]
+            ms = (time.perf_counter() - t0) * 1000 / max(1, len(parts))
+            res.ms.extend([ms] * len(parts))
+            for _, img in rendered:
+                res.visual += visual_tokens(img.width, img.height, config.patch)
+            images.extend(rendered)
+        res.images += len(images)
+        step = max(1, len(images) // ocr_sample) if ocr_sample else 1
+        for part, img in images[::step][: ocr_sample or None]:
+            text = part.text
+            jobs.append((text, pool.submit(ocr_text, img, ocr_lang(text))))
+    for text, fut in jobs:
+        ocr = fut.result()
+        n = len(words(text))
+        res.matched += word_recall(text, ocr) * n
+        res.source_words += n
+        res.sims.append(char_similarity(text, ocr))
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=Path, default=DEFAULT_DOCS)
+    ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="preset names or key=value,... specs")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N documents")
+    ap.add_argument("--ocr-sample", type=int, default=0, help="OCR at most N images per document (0 = all)")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel tesseract processes")
+    ap.add_argument("--save", type=Path, default=None, help="write the first config's images here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    docs = load_sections(args.docs, args.limit)
+    counter = TokenCounter.load("auto")
+    n_sec = sum(len(s) for _, s in docs)
+    print(f"{len(docs)} documents, {n_sec} sections from {args.docs}")
+    cols = ("images", "text tok", "vis tok", "compr", "recall", "charsim", "ms/img")
+    header = f"{'config':<34} " + " ".join(f"{c:>{w}}" for c, w in zip(cols, (6, 9, 8, 6, 7, 7, 7), strict=True))
+    print(header)
+    print("-" * len(header))
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for i, spec in enumerate(args.configs):
+            name, config = parse_config(spec)
+            if i == 0 and args.save:
+                save_images(config, docs, args.save)
+            r = run_config(name, config, docs, args.ocr_sample, counter, pool)
+            recall = r.matched / r.source_words if r.source_words else float("nan")
+            sim = statistics.fmean(r.sims) if r.sims else float("nan")
+            print(
+                f"{name:<34} {r.images:>6} {r.text_tokens:>9} {r.visual:>8} {r.text_tokens / max(1, r.visual):>6.2f} "
+                f"{recall:>7.3f} {sim:>7.3f} {statistics.median(r.ms):>7.1f}",
+                flush=True,
+            )
+    return 0
+
+
+def save_images(config: RenderConfig, docs: list[tuple[str, list[Section]]], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    renderer = GlyphRenderer(config)
+    for title, sections in docs:
+        for section in sections:
+            for part in renderer.paginate(section, title):
+                img = renderer.render(part, title)
+                img.save(out / f"{section.doc_id}-{section.ordinal:03d}-{part.part}.png")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,6 @@
+"""Glyph renderer: sections laid out as dense, structured images (headings, lists, code, tables, formulas)."""
+
+from ingest.render.draw import png_bytes
+from ingest.render.renderer import GlyphRenderer
+
+__all__ = ["GlyphRenderer", "png_bytes"]

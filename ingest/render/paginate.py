@@ -1,0 +1,162 @@
+"""Splitting a section into parts that each fit one image."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from ingest.render.blocks import code_rows, heading_lines, list_lines, paragraph_lines
+from ingest.render.layout import gap_between, layout_block
+from ingest.render.style import Style
+from ingest.render.tables import column_widths, normalise, row_heights
+from ingest.render.wrap import Line, wrap
+from kb.types import Block
+
+_SENTENCE_END = re.compile(r"[.!?;:][\"')\]”’]*(?=\s|$)|[。！？；][\"')\]”’」』]*")
+
+
+def height(block: Block, style: Style) -> int:
+    return layout_block(block, style).height
+
+
+def _text_cut(text: str, lines: list[Line], n_fit: int) -> int:
+    """Offset where the first part ends: the last sentence end in the second half of the fitting lines,
+    else the end of the last fitting line."""
+    lo, hi = lines[n_fit // 2].start, lines[n_fit - 1].end
+    best = None
+    for m in _SENTENCE_END.finditer(text, lo, hi):
+        best = m.end()
+    return best if best else lines[n_fit].start
+
+
+def _split_text(block: Block, style: Style, avail: int) -> list[Block]:
+    if block.kind == "heading":
+        lines, pitch = heading_lines(block, style), style.heading(block.level)[1]
+    elif block.kind == "list_item":
+        lines, pitch = list_lines(block, style), style.pitch
+    else:
+        lines, pitch = paragraph_lines(block, style), style.pitch
+    n_fit = max(1, avail // pitch)
+    if len(lines) <= n_fit:
+        return [block]
+    cut = _text_cut(block.text, lines, n_fit)
+    head, tail = block.text[:cut].rstrip(), block.text[cut:].lstrip()
+    if not head or not tail:
+        cut = lines[n_fit].start
+        head, tail = block.text[:cut].rstrip(), block.text[cut:].lstrip()
+    first = replace(block, text=head)
+    rest = replace(block, text=tail, marker=None) if block.kind == "list_item" else replace(block, text=tail)
+    return [first, *_split_text(rest, style, avail)]
+
+
+def _split_code(block: Block, style: Style, avail: int) -> list[Block]:
+    rows = code_rows(block.text, style)
+    src = block.text.expandtabs(4).rstrip("\n").split("\n")
+    budget = max(1, (avail - style.pad) // style.pitch)
+    parts: list[list[str]] = [[]]
+    used = 0
+    for line, wrapped in zip(src, rows, strict=True):
+        n = len(wrapped)
+        if used + n > budget and parts[-1]:
+            parts.append([])
+            used = 0
+        if n > budget:  # one absurdly long line: cut it into page-sized slices of its rows
+            for i in range(0, n, budget):
+                parts[-1].append("".join(wrapped[i : i + budget]))
+                parts.append([])
+            used = 0
+            continue
+        parts[-1].append(line)
+        used += n
+    return [replace(block, text="\n".join(p)) for p in parts if p]
+
+
+def _halve_row(row: list[str], widths: list[int], style: Style, bold: bool) -> list[list[str]]:
+    top, bottom = [], []
+    for cell, w in zip(row, widths, strict=True):
+        lines = wrap(cell, style.body(bold=bold), w, word_gap=style.word_gap)
+        k = lines[len(lines) // 2].start if len(lines) > 1 else len(cell)
+        top.append(cell[:k].rstrip())
+        bottom.append(cell[k:].lstrip())
+    return [top, bottom]
+
+
+def _split_table(block: Block, style: Style, avail: int) -> list[Block]:
+    """Row groups that fit, each repeating the header row; cells are kept verbatim."""
+    rows = [list(r) for r in block.rows or ()]
+    cells = normalise(block.rows or ())
+    n_head = 1 if block.header and rows else 0
+    head = rows[:n_head]
+    widths = column_widths(cells, block.header, style)
+    hh = row_heights(cells[:n_head], True, widths, style)[0] if n_head else 0
+    budget = avail - hh - 2
+    groups: list[list[list[str]]] = [[]]
+    used = 0
+    for row, h in zip(rows[n_head:], row_heights(cells[n_head:], False, widths, style), strict=True):
+        if used + h > budget and groups[-1]:
+            groups.append([])
+            used = 0
+        groups[-1].append(row)
+        used += h
+    out: list[Block] = []
+    for g in groups:
+        if not g:
+            continue
+        part = replace(block, rows=tuple(tuple(r) for r in head + g))
+        if height(part, style) <= avail:
+            out.append(part)
+        elif len(g) > 1:
+            mid = len(g) // 2
+            out += _split_table(replace(block, rows=tuple(tuple(r) for r in head + g[:mid])), style, avail)
+            out += _split_table(replace(block, rows=tuple(tuple(r) for r in head + g[mid:])), style, avail)
+        else:  # one row taller than a page: split its cells' text in halves
+            halves = _halve_row(normalise((tuple(g[0]),))[0], widths, style, False)
+            if not any(halves[1]) or not any(halves[0]):
+                out.append(part)
+            else:
+                out += _split_table(replace(block, rows=tuple(tuple(r) for r in head + halves)), style, avail)
+    return out
+
+
+def split_block(block: Block, style: Style, avail: int) -> list[Block]:
+    """Pieces of `block` that each lay out within `avail` px (best effort for pathological content)."""
+    if height(block, style) <= avail:
+        return [block]
+    if block.kind == "table" and block.rows:
+        return _split_table(block, style, avail)
+    if block.kind in ("code", "formula"):
+        return _split_code(replace(block, kind="code"), style, avail)
+    return _split_text(block, style, avail)
+
+
+def pack(blocks: list[Block], style: Style, avail: int) -> list[list[Block]]:
+    """Greedy packing of fitting pieces into pages; a heading never ends a page when more follows."""
+    pieces = [p for b in blocks for p in split_block(b, style, avail)]
+    heights = [height(p, style) for p in pieces]
+    pages: list[list[int]] = [[]]
+    used = 0
+    for i, h in enumerate(heights):
+        cur = pages[-1]
+        g = gap_between(pieces[cur[-1]] if cur else None, pieces[i], style)
+        if cur and used + g + h > avail:
+            carry: list[int] = []
+            while cur and pieces[cur[-1]].kind == "heading":
+                carry.insert(0, cur.pop())
+            carry_h = _stack_h([pieces[j] for j in carry], [heights[j] for j in carry], style)
+            if not cur or (carry and carry_h + gap_between(pieces[carry[-1]], pieces[i], style) + h > avail):
+                cur.extend(carry)
+                carry, carry_h = [], 0
+            pages.append(carry)
+            used = carry_h
+            cur = pages[-1]
+            g = gap_between(pieces[cur[-1]] if cur else None, pieces[i], style)
+        cur.append(i)
+        used += g + h
+    return [[pieces[j] for j in page] for page in pages if page]
+
+
+def _stack_h(blocks: list[Block], heights: list[int], style: Style) -> int:
+    total = 0
+    for k, (b, h) in enumerate(zip(blocks, heights, strict=True)):
+        total += h + gap_between(blocks[k - 1] if k else None, b, style)
+    return total

@@ -1,0 +1,61 @@
+"""GlyphRenderer: a section (or part) -> one dense, structured, deterministic image."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PIL import Image
+
+from ingest.render.draw import WHITE, paint, shift
+from ingest.render.layout import layout_block, page_height, section_header, stack
+from ingest.render.paginate import pack
+from ingest.render.style import Style
+from kb.settings import RenderConfig
+from kb.types import Section
+
+
+class GlyphRenderer:
+    """Lays sections out as glyph images; one instance per RenderConfig (fonts and widths are cached)."""
+
+    def __init__(self, config: RenderConfig) -> None:
+        self.config = config
+        self.style = Style.from_config(config)
+
+    def _avail(self, section: Section, title: str) -> int:
+        probe = replace(section, part=99, parts=99)
+        header = section_header(probe, title, self.style, self.config.header)
+        return self.style.limit - 2 * self.style.margin - (header.height if header else 0)
+
+    def paginate(self, section: Section, title: str) -> list[Section]:
+        """Split a section into parts that each fit one image (block boundaries first, then inside blocks)."""
+        avail = max(self.style.pitch, self._avail(section, title))
+        pages = pack(list(section.blocks), self.style, avail) or [[]]
+        n = len(pages)
+        out: list[Section] = []
+        for i, blocks in enumerate(pages, start=1):
+            nums = [b.page for b in blocks if b.page is not None]
+            out.append(
+                replace(
+                    section,
+                    blocks=tuple(blocks),
+                    part=i,
+                    parts=n,
+                    page_start=min(nums) if nums else section.page_start,
+                    page_end=max(nums) if nums else section.page_end,
+                )
+            )
+        return out
+
+    def render(self, section: Section, title: str) -> Image.Image:
+        """One image for one (already paginated) section: full text, height trimmed and rounded up to the patch."""
+        st = self.style
+        header = section_header(section, title, st, self.config.header)
+        body = stack([(b, layout_block(b, st)) for b in section.blocks], st)
+        height = page_height(header, body, st)
+        image = Image.new("RGB", (st.width, height), WHITE)
+        top = st.margin
+        if header is not None:
+            paint(image, shift(header.ops, st.margin, top))
+            top += header.height
+        paint(image, shift(body.ops, st.margin, top))
+        return image
