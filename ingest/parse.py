@@ -99,6 +99,7 @@ def parse_file(path: Path, settings: Settings) -> ParsedDocument:
 
     head = _read_head(path)
     _check_content(path, fmt, head)
+    prepare_unstructured()  # before the first unstructured import: DO_NOT_TRACK, offline NLP hook
 
     if fmt == "pdf":
         doc = _parse_pdf(path, settings)
@@ -359,9 +360,23 @@ def _apply_html_hints(drafts: list[_Draft], hints: HtmlHints) -> list[_Draft]:
     return out
 
 
+def _unwrap_admonition_tables(drafts: list[_Draft]) -> list[_Draft]:
+    """A layout table that only frames a "Note"/"Warning" box becomes that heading + paragraphs."""
+    out: list[_Draft] = []
+    for d in drafts:
+        cells = [c for r in d.rows or () for c in r if c]
+        if d.kind == "table" and len(cells) >= 2 and is_admonition(cells[0]) and len(d.rows or ()) <= 4:
+            out.append(_Draft("heading", cells[0], page=d.page, admonition=True))
+            out.extend(_Draft("paragraph", c, page=d.page) for c in cells[1:])
+        else:
+            out.append(d)
+    return out
+
+
 def _html_like(path: Path, html_text: str, elements: list[Any], fmt: str) -> ParsedDocument:
     hints = html_hints(html_text)
     drafts = [d for d in (_draft_from_element(e) for e in elements) if d is not None]
+    drafts = _unwrap_admonition_tables(drafts)
     drafts = _apply_html_hints(drafts, hints)
     blocks = _resolve_levels(drafts, use_numbering=True)
     title = _document_title([hints.title if fmt == "html" else None], blocks, path)
@@ -437,30 +452,42 @@ def _parse_txt(path: Path, text: str) -> ParsedDocument:
 
 _CODE_STYLE = re.compile(r"code|verbatim|preformat|source|listing|console", re.IGNORECASE)
 _MONO_FONT = re.compile(r"mono|courier|consol|menlo|code", re.IGNORECASE)
+_NUMBERED_STYLE = re.compile(r"list number|numbered", re.IGNORECASE)
 
 
-def _docx_code_keys(path: Path) -> set[str]:
-    """Normalised texts of DOCX paragraphs in a code style or set entirely in a monospace font."""
+def _docx_hints(path: Path) -> tuple[set[str], dict[str, tuple[bool, int]]]:
+    """(code paragraph keys, list paragraph key -> (ordered, level)) from python-docx.
+
+    Code: a code-like paragraph style, or every run in a monospace font / code character style.
+    Lists: "List Number N" / "List Bullet N" styles, or a numbering property (w:numPr/w:ilvl).
+    """
     import docx
 
     keys: set[str] = set()
+    lists: dict[str, tuple[bool, int]] = {}
     try:
         d = docx.Document(str(path))
-    except Exception:
-        return keys
+    except Exception:  # unstructured reports the real problem
+        return keys, lists
     for p in d.paragraphs:
         text = p.text
         if not text.strip():
             continue
-        style = p.style.name if p.style is not None else ""
+        style = (p.style.name if p.style is not None else "") or ""
         runs = [r for r in p.runs if r.text.strip()]
         mono = bool(runs) and all(
             _MONO_FONT.search(r.font.name or "") or _CODE_STYLE.search(r.style.name if r.style is not None else "")
             for r in runs
         )
-        if _CODE_STYLE.search(style or "") or mono:
+        if _CODE_STYLE.search(style) or mono:
             keys.add(norm_key(text))
-    return keys
+            continue
+        ilvl = p._p.xpath("./w:pPr/w:numPr/w:ilvl/@w:val")
+        if style.casefold().startswith("list") or ilvl:
+            m = re.search(r"(\d+)$", style)
+            level = int(ilvl[0]) if ilvl else (int(m.group(1)) - 1 if m else 0)
+            lists[norm_key(text)] = (bool(_NUMBERED_STYLE.search(style)), max(0, level))
+    return keys, lists
 
 
 def _docx_title(path: Path) -> str | None:
@@ -476,22 +503,35 @@ def _parse_docx(path: Path) -> ParsedDocument:
     from unstructured.partition.docx import partition_docx
 
     elements = _partition(partition_docx, path, filename=str(path), languages=[""], include_page_breaks=False)
-    code_keys = _docx_code_keys(path)
+    code_keys, list_info = _docx_hints(path)
     drafts: list[_Draft] = []
+    counters: dict[int, int] = {}
     for el in elements:
         d = _draft_from_element(el)
         if d is None:
             continue
-        if d.kind in ("paragraph", "heading") and norm_key(str(el.text or "")) in code_keys:
+        k = norm_key(str(el.text or ""))
+        if d.kind in ("paragraph", "heading") and k in code_keys:
             d = _Draft("code", clean_code(str(el.text or "")), page=d.page)
+        if d.kind == "paragraph" and k in list_info:
+            d = replace(d, kind="list_item", marker="•")
         if d.kind == "list_item":
             depth = el.metadata.category_depth
-            d.level = max(0, int(depth)) if isinstance(depth, int) else 0
+            ordered, level = list_info.get(k, (False, max(0, int(depth)) if isinstance(depth, int) else 0))
+            d.level = level
+            # number ordered items per level; any other block ends the list
+            counters = {lv: n for lv, n in counters.items() if lv <= level}
+            if ordered:
+                counters[level] = counters.get(level, 0) + 1
+                d.marker = f"{counters[level]}."
+        else:
+            counters = {}
         # the Title-style paragraph often repeats the first heading: keep one
         if d.kind == "heading" and drafts and drafts[-1].kind == "heading" and drafts[-1].text == d.text:
             drafts[-1] = d
             continue
         drafts.append(d)
+    drafts = _unwrap_admonition_tables(drafts)
     blocks = _resolve_levels(drafts, use_numbering=True)
     return ParsedDocument(title=_document_title([_docx_title(path)], blocks, path), format="docx", blocks=tuple(blocks))
 
@@ -500,7 +540,7 @@ def _parse_pptx(path: Path) -> ParsedDocument:
     from unstructured.partition.pptx import partition_pptx
 
     elements = _partition(partition_pptx, path, filename=str(path), languages=[""])
-    drafts = [d for d in (_draft_from_element(e) for e in elements) if d is not None]
+    drafts = _unwrap_admonition_tables([d for d in (_draft_from_element(e) for e in elements) if d is not None])
     blocks = _resolve_levels(drafts, use_numbering=False)
     return ParsedDocument(title=_document_title([], blocks, path), format="pptx", blocks=tuple(blocks))
 
@@ -565,20 +605,29 @@ def _parse_pdf(path: Path, settings: Settings) -> ParsedDocument:
 def _pdf_drafts(elements: list[Any], fonts: FontHints, pages: int) -> list[_Draft]:
     drafts = [d for d in (_draft_from_element(e) for e in elements) if d is not None and d.text]
     # running headers/footers: the same text (digits ignored) at the top or bottom of many pages
-    edge: dict[str, set[int]] = {}
     by_page: dict[int, list[int]] = {}
     for i, d in enumerate(drafts):
         if d.page is not None:
             by_page.setdefault(d.page, []).append(i)
+
+    def edge_positions(idxs: list[int]) -> set[int]:
+        """First/last element of a page, and whatever unstructured put in header/footer position."""
+        return {i for i in idxs if i in (idxs[0], idxs[-1]) or drafts[i].edge}
+
+    seen_on: dict[str, set[int]] = {}
     for idxs in by_page.values():
-        for i in {idxs[0], idxs[-1], *idxs[:2], *idxs[-2:]}:
-            edge.setdefault(running_key(drafts[i].text), set()).add(drafts[i].page or 0)
-    threshold = max(3, pages // 2)
+        for i in edge_positions(idxs):
+            if len(drafts[i].text) <= 150:
+                seen_on.setdefault(running_key(drafts[i].text), set()).add(drafts[i].page or 0)
+    threshold = max(3, (pages + 1) // 2)
     drop: set[int] = set()
     for idxs in by_page.values():
-        for i in {idxs[0], idxs[-1], *idxs[:2], *idxs[-2:]}:
+        if len(idxs) < 2:
+            continue  # never drop a page's only text
+        for i in edge_positions(idxs):
             d = drafts[i]
-            if is_page_number(d.text) or (pages >= 3 and len(edge.get(running_key(d.text), ())) >= threshold):
+            repeated = len(seen_on.get(running_key(d.text), ())) >= threshold
+            if is_page_number(d.text) or (pages >= 3 and len(d.text) <= 150 and repeated):
                 drop.add(i)
     out: list[_Draft] = []
     has_numbered = any(d.kind == "heading" and _heading_number_depth(d.text) for d in drafts)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,6 +136,8 @@ def test_docx_structure(tmp_path: Path, settings: Settings) -> None:
     d.add_heading("Rotation", level=2)
     d.add_paragraph("Use the built-in rotation facility.", style="List Bullet")
     d.add_paragraph("Or an external program.", style="List Bullet")
+    d.add_paragraph("Stop the server.", style="List Number")
+    d.add_paragraph("Rotate the files.", style="List Number")
     code = d.add_paragraph()
     run = code.add_run("pg_ctl start | rotatelogs /var/log/pgsql_log 86400")
     run.font.name = "Courier New"
@@ -145,9 +151,11 @@ def test_docx_structure(tmp_path: Path, settings: Settings) -> None:
     doc = parse_file(p, settings)
     assert doc.title == "Log Maintenance"
     assert [(h.text, h.level) for h in _kinds(doc, "heading")] == [("Log File Maintenance", 1), ("Rotation", 2)]
-    assert [b.text for b in _kinds(doc, "list_item")] == [
-        "Use the built-in rotation facility.",
-        "Or an external program.",
+    assert [(b.text, b.marker) for b in _kinds(doc, "list_item")] == [
+        ("Use the built-in rotation facility.", "•"),
+        ("Or an external program.", "•"),
+        ("Stop the server.", "1."),
+        ("Rotate the files.", "2."),
     ]
     assert _kinds(doc, "code")[0].text == "pg_ctl start | rotatelogs /var/log/pgsql_log 86400"
     assert _kinds(doc, "table")[0].rows == (("Name", "Default"), ("log_rotation_age", "1d"))
@@ -196,6 +204,27 @@ def test_pdf_pages_headings_code(tmp_path: Path, settings: Settings) -> None:
     codes = _kinds(doc, "code")
     assert codes and codes[0].text == "archive_mode = on\narchive_command = 'cp %p /archive/%f'"
     assert any(b.page == 2 and "pg_basebackup" in b.text for b in doc.blocks)
+
+
+def test_pdf_running_header_footer_dropped(tmp_path: Path, settings: Settings) -> None:
+    pytest.importorskip("reportlab")
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    p = tmp_path / "sop.pdf"
+    c = canvas.Canvas(str(p), pagesize=A4)
+    for n in range(1, 4):
+        c.setFont("Helvetica", 8)
+        c.drawString(72, 810, "ACME Corp - SOP 12 - Confidential")
+        c.drawString(280, 30, f"Page {n} of 3")
+        c.setFont("Helvetica", 11)
+        c.drawString(72, 700, f"Step {n}: the operator checks the pressure gauge and records the value in the log.")
+        c.showPage()
+    c.save()
+    doc = parse_file(p, settings)
+    texts = [b.text for b in doc.blocks]
+    assert not any("Confidential" in t or t.startswith("Page ") for t in texts)
+    assert [b.page for b in doc.blocks if b.text.startswith("Step")] == [1, 2, 3]
 
 
 def _make_scanned_pdf(path: Path) -> None:
@@ -301,3 +330,50 @@ def test_missing_file(tmp_path: Path, settings: Settings) -> None:
 def test_ligatures_folded_not_dehyphenated(tmp_path: Path, settings: Settings) -> None:
     doc = parse_file(_write(tmp_path, "lig.txt", "The ﬁle is self-contained and well-known.\n"), settings)
     assert doc.blocks[0].text == "The file is self-contained and well-known."
+
+
+_NO_NETWORK = """
+import json, socket, sys
+from pathlib import Path
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[:2]))
+    raise OSError("network disabled in test")
+socket.getaddrinfo = refuse
+socket.create_connection = refuse
+socket.socket.connect = refuse
+from ingest.parse import parse_file
+from kb.settings import Settings
+settings = Settings(data_dir=Path("/nonexistent-kb-data"))
+kinds = {}
+for p in sys.argv[1:]:
+    kinds[Path(p).suffix] = sorted({b.kind for b in parse_file(Path(p), settings).blocks})
+print(json.dumps({"attempts": attempts, "kinds": kinds}))
+"""
+
+
+def test_parsing_is_offline(tmp_path: Path) -> None:
+    """A fresh process with sockets disabled parses every text format: no model download, no telemetry."""
+    files = [
+        _write(tmp_path, "a.md", MD),
+        _write(tmp_path, "a.html", HTML),
+        _write(tmp_path, "a.txt", TXT),
+    ]
+    pdf = tmp_path / "a.pdf"
+    _make_pdf(pdf)
+    files.append(pdf)
+    env = {k: v for k, v in os.environ.items() if k not in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS")}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_NETWORK, *map(str, files)],
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["attempts"] == []
+    assert "paragraph" in result["kinds"][".md"] and "code" in result["kinds"][".pdf"]
+    assert all("heading" in k for k in result["kinds"].values())
