@@ -47,6 +47,7 @@ _MD_EXTENSIONS = ["tables", "fenced_code"]  # unstructured's default for partiti
 _NUMBERED = re.compile(r"^(?:(?:chapter|section|part|appendix)\s+)?([0-9]+(?:\.[0-9]+)*)\.?\s+\S", re.IGNORECASE)
 _LIST_MARK = re.compile(r"^(?:([0-9]{1,3}|[a-zA-Z])[.)]|[•◦▪‣∙·\-*–])\s+")
 _WS = re.compile(r"\s+")
+_SETEXT = re.compile(r"\s*(={3,}|-{3,})\s*")
 _CODEISH = re.compile(r"[=;{}<>|$]|^\s*(select|insert|update|delete|create|alter|drop)\s", re.IGNORECASE)
 
 
@@ -428,7 +429,11 @@ def _parse_txt(path: Path, text: str) -> ParsedDocument:
             src = lines[start : end + 1]
             indent = min(len(ln) - len(ln.lstrip(" ")) for ln in src if ln.strip())
             prev = drafts[-1] if drafts else None
-            if indent >= 4 and d.kind != "list_item":
+            underline = _SETEXT.fullmatch(src[-1]) if len(src) == 2 else None
+            if underline:  # "Title\n=====" / "Title\n-----"
+                d = _Draft("heading", clean_text(src[0]), tag_depth=0 if underline.group(1)[0] == "=" else 1)
+                d.admonition = is_admonition(d.text)
+            elif indent >= 4 and d.kind != "list_item":
                 in_list = prev is not None and prev.kind == "list_item"
                 if in_list and indent < 8 and not _CODEISH.search(" ".join(src)):
                     d = replace(d, kind="list_item", marker=None, level=prev.level if prev else 0)
@@ -490,6 +495,17 @@ def _docx_hints(path: Path) -> tuple[set[str], dict[str, tuple[bool, int]]]:
     return keys, lists
 
 
+def _merge_code_runs(drafts: list[_Draft]) -> list[_Draft]:
+    """Consecutive code paragraphs (one per line, as Word users type them) form one code block."""
+    out: list[_Draft] = []
+    for d in drafts:
+        if d.kind == "code" and out and out[-1].kind == "code" and out[-1].page == d.page:
+            out[-1].text = f"{out[-1].text}\n{d.text}"
+        else:
+            out.append(d)
+    return out
+
+
 def _docx_title(path: Path) -> str | None:
     import docx
 
@@ -531,7 +547,7 @@ def _parse_docx(path: Path) -> ParsedDocument:
             drafts[-1] = d
             continue
         drafts.append(d)
-    drafts = _unwrap_admonition_tables(drafts)
+    drafts = _merge_code_runs(_unwrap_admonition_tables(drafts))
     blocks = _resolve_levels(drafts, use_numbering=True)
     return ParsedDocument(title=_document_title([_docx_title(path)], blocks, path), format="docx", blocks=tuple(blocks))
 

@@ -138,10 +138,10 @@ def test_docx_structure(tmp_path: Path, settings: Settings) -> None:
     d.add_paragraph("Or an external program.", style="List Bullet")
     d.add_paragraph("Stop the server.", style="List Number")
     d.add_paragraph("Rotate the files.", style="List Number")
-    code = d.add_paragraph()
-    run = code.add_run("pg_ctl start | rotatelogs /var/log/pgsql_log 86400")
-    run.font.name = "Courier New"
-    run.font.size = Pt(9)
+    for line in ("pg_ctl start | rotatelogs /var/log/pgsql_log 86400", "pg_ctl logrotate"):
+        run = d.add_paragraph().add_run(line)
+        run.font.name = "Courier New"
+        run.font.size = Pt(9)
     t = d.add_table(rows=2, cols=2)
     for (r, c), text in {(0, 0): "Name", (0, 1): "Default", (1, 0): "log_rotation_age", (1, 1): "1d"}.items():
         t.cell(r, c).text = text
@@ -157,7 +157,9 @@ def test_docx_structure(tmp_path: Path, settings: Settings) -> None:
         ("Stop the server.", "1."),
         ("Rotate the files.", "2."),
     ]
-    assert _kinds(doc, "code")[0].text == "pg_ctl start | rotatelogs /var/log/pgsql_log 86400"
+    assert [b.text for b in _kinds(doc, "code")] == [
+        "pg_ctl start | rotatelogs /var/log/pgsql_log 86400\npg_ctl logrotate"
+    ]
     assert _kinds(doc, "table")[0].rows == (("Name", "Default"), ("log_rotation_age", "1d"))
 
 
@@ -325,6 +327,13 @@ def test_oversized_file(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path, settings: Settings) -> None:
     with pytest.raises(CorruptDocumentError, match="cannot read"):
         parse_file(tmp_path / "missing.md", settings)
+
+
+def test_txt_underlined_headings(tmp_path: Path, settings: Settings) -> None:
+    txt = "Operations Manual\n=================\n\nIntro text here.\n\nStarting\n--------\n\nRun the start script.\n"
+    doc = parse_file(_write(tmp_path, "ops.txt", txt), settings)
+    assert [(h.text, h.level) for h in _kinds(doc, "heading")] == [("Operations Manual", 1), ("Starting", 2)]
+    assert doc.title == "Operations Manual"
 
 
 def test_ligatures_folded_not_dehyphenated(tmp_path: Path, settings: Settings) -> None:
