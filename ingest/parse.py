@@ -556,7 +556,15 @@ def _parse_pptx(path: Path) -> ParsedDocument:
     from unstructured.partition.pptx import partition_pptx
 
     elements = _partition(partition_pptx, path, filename=str(path), languages=[""])
-    drafts = _unwrap_admonition_tables([d for d in (_draft_from_element(e) for e in elements) if d is not None])
+    drafts: list[_Draft] = []
+    for d in (_draft_from_element(e) for e in elements):
+        if d is None:
+            continue
+        # only a slide title (depth 0) is a heading; deeper "titles" are body-placeholder lines
+        if d.kind == "heading" and (d.tag_depth or 0) > 0 and not d.admonition:
+            d = replace(d, kind="list_item", level=(d.tag_depth or 1) - 1, marker="•", tag_depth=None)
+        drafts.append(d)
+    drafts = _unwrap_admonition_tables(drafts)
     blocks = _resolve_levels(drafts, use_numbering=False)
     return ParsedDocument(title=_document_title([], blocks, path), format="pptx", blocks=tuple(blocks))
 

@@ -163,6 +163,33 @@ def test_docx_structure(tmp_path: Path, settings: Settings) -> None:
     assert _kinds(doc, "table")[0].rows == (("Name", "Default"), ("log_rotation_age", "1d"))
 
 
+def test_pptx_slides(tmp_path: Path, settings: Settings) -> None:
+    pptx = pytest.importorskip("pptx")
+    prs = pptx.Presentation()
+    s1 = prs.slides.add_slide(prs.slide_layouts[1])
+    s1.shapes.title.text = "Quarterly Backup Review"
+    tf = s1.placeholders[1].text_frame
+    tf.text = "All nightly backups completed"
+    sub = tf.add_paragraph()
+    sub.text = "Restore drill passed"
+    sub.level = 1
+    s2 = prs.slides.add_slide(prs.slide_layouts[1])
+    s2.shapes.title.text = "Next Steps"
+    s2.placeholders[1].text_frame.text = "Automate the restore drill"
+    p = tmp_path / "review.pptx"
+    prs.save(str(p))
+
+    doc = parse_file(p, settings)
+    assert doc.title == "Quarterly Backup Review"
+    assert [(h.text, h.page) for h in _kinds(doc, "heading")] == [("Quarterly Backup Review", 1), ("Next Steps", 2)]
+    items = [(b.text, b.level, b.page) for b in _kinds(doc, "list_item")]
+    assert items == [
+        ("All nightly backups completed", 0, 1),
+        ("Restore drill passed", 1, 1),
+        ("Automate the restore drill", 0, 2),
+    ]
+
+
 def _make_pdf(path: Path) -> None:
     pytest.importorskip("reportlab")
     from reportlab.lib.pagesizes import A4
