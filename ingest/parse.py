@@ -157,7 +157,8 @@ def _check_content(path: Path, fmt: str, head: bytes) -> None:
             raise CorruptDocumentError(f"{path.name} is a zip but not a .{fmt} document", "re-save it as .{fmt}")
         return
     # text formats
-    if is_pdf or is_zip or b"\x00" in head:
+    utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff")
+    if is_pdf or is_zip or (b"\x00" in head and not utf16):
         kind = "a PDF" if is_pdf else "a zip/Office file" if is_zip else "binary data"
         raise CorruptDocumentError(
             f"{path.name} has a text extension but contains {kind}", "rename it to its real type or re-export as text"

@@ -363,6 +363,11 @@ def test_txt_underlined_headings(tmp_path: Path, settings: Settings) -> None:
     assert doc.title == "Operations Manual"
 
 
+def test_utf16_text_is_not_binary(tmp_path: Path, settings: Settings) -> None:
+    doc = parse_file(_write(tmp_path, "u16.txt", "Überblick: die Sicherung läuft nachts.\n".encode("utf-16")), settings)
+    assert doc.blocks[0].text == "Überblick: die Sicherung läuft nachts."
+
+
 def test_ligatures_folded_not_dehyphenated(tmp_path: Path, settings: Settings) -> None:
     doc = parse_file(_write(tmp_path, "lig.txt", "The ﬁle is self-contained and well-known.\n"), settings)
     assert doc.blocks[0].text == "The file is self-contained and well-known."
