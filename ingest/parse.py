@@ -41,6 +41,7 @@ FORMATS: dict[str, str] = {
     ".txt": "txt",
     ".text": "txt",
 }
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(FORMATS)  # lower-case, with the dot
 _TEXT_FORMATS = {"md", "html", "txt"}
 _MD_EXTENSIONS = ["tables", "fenced_code"]  # unstructured's default for partition_md
 
