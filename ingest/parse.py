@@ -21,6 +21,7 @@ from typing import Any
 from ingest._offline import prepare_unstructured
 from ingest.html_struct import HtmlHints, html_hints
 from ingest.html_struct import key as html_key
+from ingest.md_lists import normalise_list_indent
 from ingest.pdf import FontHints, font_hints, inspect_pdf, is_page_number, norm_key, ocr_tools_missing, running_key
 from ingest.sections import is_admonition
 from kb.errors import CorruptDocumentError, EmptyDocumentError, FileTooLargeError, KbError, UnsupportedFormatError
@@ -108,7 +109,7 @@ def parse_file(path: Path, settings: Settings) -> ParsedDocument:
     elif fmt in _TEXT_FORMATS:
         text = _decode(path)
         if not text.strip():
-            raise EmptyDocumentError(f"{path.name} contains only whitespace", "upload a file with content")
+            raise EmptyDocumentError(f"{path.name} is empty (only whitespace)", "upload a file with content")
         doc = {"html": _parse_html, "md": _parse_md, "txt": _parse_txt}[fmt](path, text)
     elif fmt == "docx":
         doc = _parse_docx(path)
@@ -399,6 +400,7 @@ def _parse_md(path: Path, text: str) -> ParsedDocument:
     import markdown
     from unstructured.partition.md import partition_md
 
+    text = normalise_list_indent(text)  # 2/3-space GFM nesting -> the 4-space steps Python-Markdown needs
     elements = _partition(partition_md, path, text=text, extensions=list(_MD_EXTENSIONS), languages=[""])
     html_text = markdown.markdown(text, extensions=list(_MD_EXTENSIONS))
     return _html_like(path, html_text, elements, "md")

@@ -57,6 +57,20 @@ def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     return a[:n]
 
 
+def _merged_path(first: tuple[str, ...], second: tuple[str, ...], *, tail: bool) -> tuple[str, ...]:
+    """Heading path of two merged neighbours.
+
+    - a tiny tail joins the section before it, which keeps its path;
+    - a parent's tiny intro joins its first child: the child's path (it already names the parent);
+    - otherwise the common prefix (or, across chapters, the bigger side's path).
+    """
+    if tail:
+        return first
+    if len(second) > len(first) and second[: len(first)] == first:
+        return second
+    return _common_prefix(first, second) or second
+
+
 def _split(parsed: ParsedDocument) -> list[_Group]:
     groups: list[_Group] = []
     stack: list[tuple[int, str]] = []
@@ -108,9 +122,7 @@ def _merge_tiny(groups: list[_Group], min_chars: int) -> list[_Group]:
             if j is None:
                 continue
             first, second = (g, groups[j]) if j > i else (groups[j], g)
-            # a tiny tail joins the section before it, which keeps its own path; a tiny head
-            # (e.g. a parent's intro) takes the common prefix with the section it joins
-            path = first.path if j < i else (_common_prefix(first.path, second.path) or second.path)
+            path = _merged_path(first.path, second.path, tail=j < i)
             merged = _Group(path, first.blocks + second.blocks)
             lo = min(i, j)
             groups[lo : lo + 2] = [merged]

@@ -42,7 +42,7 @@ Restoring needs a base backup and the archived WAL files.
 
 - first item
 - second item
-    - nested item
+  - nested item
 
 ```sql
 SELECT 1;
@@ -113,6 +113,18 @@ def test_markdown_structure(tmp_path: Path, settings: Settings) -> None:
     assert items == [("first item", 0), ("second item", 0), ("nested item", 1)]
     assert _kinds(doc, "code")[0].text == "SELECT 1;\nSELECT 2;"
     assert _kinds(doc, "table")[0].rows == (("Setting", "Value"), ("mode", "on"))
+
+
+def test_markdown_commonmark_nesting_and_continuations(tmp_path: Path, settings: Settings) -> None:
+    md = "# Steps\n\n1. Open a ticket.\n2. Page on-call.\n   - For SEV1, page the commander.\n3. Start a bridge.\n"
+    doc = parse_file(_write(tmp_path, "steps.md", md), settings)
+    items = [(b.text, b.level, b.marker) for b in _kinds(doc, "list_item")]
+    assert items == [
+        ("Open a ticket.", 0, "1."),
+        ("Page on-call.", 0, "2."),
+        ("For SEV1, page the commander.", 1, "•"),
+        ("Start a bridge.", 0, "3."),
+    ]
 
 
 def test_txt_structure(tmp_path: Path, settings: Settings) -> None:

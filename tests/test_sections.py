@@ -62,7 +62,7 @@ def test_parent_intro_merges_into_first_child() -> None:
     parsed = doc(H("1. Chapter", 1), P("Short intro."), H("1.1. Part", 2), P(), H("1.2. Next", 2), P())
     secs = build_sections("d", parsed)
     assert len(secs) == 2
-    assert secs[0].heading_path == ("1. Chapter",)
+    assert secs[0].heading_path == ("1. Chapter", "1.1. Part")
     assert [b.text for b in secs[0].blocks[:3]] == ["1. Chapter", "Short intro.", "1.1. Part"]
     assert secs[1].heading_path == ("1. Chapter", "1.2. Next")
 
@@ -112,6 +112,7 @@ def test_parse_and_section_twice_gives_same_ids(tmp_path: Path) -> None:
     second = build_sections("guide", parse_file(p, settings))
     assert len(first) == 2
     assert [s.section_id for s in first] == [s.section_id for s in second]
+    assert first[0].heading_path == ("Guide", "Install")  # the tiny intro joined its first child
     assert first[1].heading_path == ("Guide", "Use")
 
 
