@@ -23,6 +23,7 @@ from ingest.sections import build_sections
 from kb.catalog import Catalog, DocumentRecord, ImageRecord, SectionRecord, doc_id_for
 from kb.errors import CorruptDocumentError, FileTooLargeError, KbError
 from kb.images import ImageStore
+from kb.indexer import DocumentIndexer
 from kb.settings import RenderConfig, Settings
 from kb.tokens import TokenCounter, visual_tokens
 from kb.types import Section
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 # Bump when parsing/sectioning/rendering changes output, so unchanged files are re-rendered once.
 PIPELINE_VERSION = "1"
 
-Stage = Literal["parse", "section", "render", "store", "done"]
+Stage = Literal["parse", "section", "render", "store", "index", "done"]
 StageCallback = Callable[[Path, Stage], None]
 
 
@@ -101,10 +102,13 @@ def render_document(
 class Ingestor:
     """Runs the pipeline for many files against one data dir; holds the lazily loaded helpers."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, images: ImageStore) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, images: ImageStore, indexer: DocumentIndexer | None = None
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.images = images
+        self.indexer = indexer
         self.renderer = GlyphRenderer(settings.render)
         self.counter = TokenCounter.load(settings.token_counter)
         self.fingerprint = render_fingerprint(settings.render, settings.token_counter)
@@ -127,6 +131,13 @@ class Ingestor:
         if old and old.file_sha256 == sha and old.render_fingerprint == self.fingerprint and all(
             self.images.exists(k) for k in old.image_keys
         ):
+            if self.indexer and self.indexer.missing(old):
+                # The index lost points (e.g. a new collection): re-embed from the stored images.
+                if on_stage:
+                    on_stage(path, "index")
+                self.indexer.upsert(old, self._load_images(old))
+                self.catalog.put(old)
+                return _result(path, "ingested", old)
             return _result(path, "unchanged", old)
 
         doc_id, title, pages, ocr_used, warnings, parts = render_document(
@@ -173,13 +184,26 @@ class Ingestor:
             warnings=warnings,
             sections=sections,
         )
-        # The index upsert goes here (before the manifest) once the index lands.
-        self.catalog.put(rec)
+        if self.indexer:
+            if on_stage:
+                on_stage(path, "index")
+            self.indexer.upsert(rec, {s.images[0].key: p.image for s, p in zip(sections, parts, strict=True)})
+        self.catalog.put(rec)  # the switch: from here on readers see the new version
+        if self.indexer:
+            self.indexer.finalize(rec)
         if old:
             self.images.remove(set(old.image_keys) - self.catalog.referenced_images())
         if on_stage:
             on_stage(path, "done")
         return _result(path, "ingested", rec)
+
+
+    def _load_images(self, rec: DocumentRecord) -> dict[str, Image.Image]:
+        out = {}
+        for k in rec.image_keys:
+            with Image.open(self.images.path(k)) as im:
+                out[k] = im.convert("RGB")
+        return out
 
 
 def _read_checked(path: Path, settings: Settings) -> bytes:

@@ -40,6 +40,7 @@ class SectionRecord(BaseModel):
     content_hash: str
     text_tokens: int
     images: list[ImageRecord]
+    point_id: str | None = None  # the Qdrant point, once indexed
 
     @property
     def visual_tokens(self) -> int:

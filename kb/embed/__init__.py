@@ -1,0 +1,5 @@
+"""Embedders: CLIP (image + text), dense text, and in-house BM25 sparse vectors."""
+
+from kb.embed.base import DenseEmbedder, EmbedderSpec, ImageTextEmbedder, SparseVector, SparseEmbedder
+
+__all__ = ["DenseEmbedder", "EmbedderSpec", "ImageTextEmbedder", "SparseEmbedder", "SparseVector"]

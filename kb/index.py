@@ -1,0 +1,221 @@
+"""The Qdrant index: one collection, named vectors `image` (CLIP), `text` (dense), `bm25` (sparse).
+
+Embedded local mode (`path=`) by default, a server when `KB_QDRANT_URL` is set: the same code.
+The collection's metadata records which embedders built it; opening it with others is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from kb.embed.base import EmbedderSpec, SparseVector
+from kb.errors import ConfigError, KbError, StoreLockedError
+from kb.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IMAGE, TEXT, BM25 = "image", "text", "bm25"
+DENSE_SIGNALS = (IMAGE, TEXT)
+KEYWORD_FIELDS = ("doc_id", "tags", "tenant", "format")
+_NS = uuid.UUID("6f1d3c2a-3b7e-4f52-9d0e-6b1f0c9a7e11")
+
+
+class IndexError_(KbError):
+    """The vector store refused an operation."""
+
+
+def point_id(section_id: str, image_keys: Sequence[str]) -> str:
+    """Deterministic: same section content and same images → same point."""
+    return str(uuid.uuid5(_NS, section_id + ":" + ",".join(image_keys)))
+
+
+@dataclass
+class IndexPoint:
+    id: str
+    payload: dict[str, Any]
+    dense: dict[str, np.ndarray] = field(default_factory=dict)
+    sparse: SparseVector | None = None
+
+
+@dataclass
+class ScoredPoint:
+    id: str
+    score: float
+    payload: dict[str, Any]
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def open_client(settings: Settings, *, location: str | None = None) -> QdrantClient:
+    """`location=":memory:"` for throwaway stores; otherwise URL if configured, else the local folder."""
+    if location is not None:
+        return QdrantClient(location=location)
+    if settings.qdrant_url:
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return QdrantClient(url=settings.qdrant_url, api_key=key, timeout=settings.qdrant_timeout)
+    settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(settings.qdrant_path))
+    except RuntimeError as exc:
+        if "already accessed" in str(exc):
+            raise StoreLockedError(
+                f"the embedded store {settings.qdrant_path} is open in another process (local mode allows one)",
+                "stop the other kb process (e.g. `kb ui`), or run a Qdrant server and set KB_QDRANT_URL",
+            ) from exc
+        raise
+
+
+class QdrantIndex:
+    def __init__(self, client: QdrantClient, collection: str) -> None:
+        self.client = client
+        self.collection = collection
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- schema -------------------------------------------------------------------------------
+    def recorded_specs(self) -> dict[str, EmbedderSpec] | None:
+        if not self.client.collection_exists(self.collection):
+            return None
+        meta = self.client.get_collection(self.collection).config.metadata or {}
+        raw = meta.get("embedders", {})
+        return {k: EmbedderSpec(str(v["model_id"]), int(v["dim"])) for k, v in raw.items()}
+
+    def ensure(self, specs: Mapping[str, EmbedderSpec]) -> None:
+        """Create the collection for these embedders, or check an existing one was built by them."""
+        if not specs:
+            raise ConfigError("no embedder configured", "enable at least one of KB_CLIP_MODEL, KB_TEXT_MODEL, KB_BM25")
+        recorded = self.recorded_specs()
+        if recorded is not None:
+            if recorded != dict(specs):
+                raise ConfigError(
+                    f"collection {self.collection!r} was built with {_describe(recorded)}, "
+                    f"but the settings give {_describe(specs)}",
+                    "re-index: `kb reindex` (or restore the old model settings)",
+                )
+            return
+        dense = {
+            name: models.VectorParams(size=s.dim, distance=models.Distance.COSINE)
+            for name, s in specs.items()
+            if name in DENSE_SIGNALS
+        }
+        sparse = {BM25: models.SparseVectorParams(modifier=models.Modifier.IDF)} if BM25 in specs else None
+        self.client.create_collection(
+            self.collection,
+            vectors_config=dense,
+            sparse_vectors_config=sparse,
+            metadata={"embedders": {k: v.as_dict() for k, v in specs.items()}},
+        )
+        with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); servers use them
+            warnings.simplefilter("ignore", UserWarning)
+            for f in KEYWORD_FIELDS:
+                self.client.create_payload_index(self.collection, f, models.PayloadSchemaType.KEYWORD)
+
+    def drop(self) -> None:
+        if self.client.collection_exists(self.collection):
+            self.client.delete_collection(self.collection)
+
+    # -- writes -------------------------------------------------------------------------------
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        found = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=False)
+        return {str(p.id) for p in found}
+
+    def upsert(self, points: Sequence[IndexPoint], batch: int = 128) -> None:
+        for i in range(0, len(points), batch):
+            structs = []
+            for p in points[i : i + batch]:
+                vec: dict[str, Any] = {k: v.tolist() for k, v in p.dense.items()}
+                if p.sparse is not None:
+                    vec[BM25] = models.SparseVector(indices=p.sparse.indices, values=p.sparse.values)
+                structs.append(models.PointStruct(id=p.id, vector=vec, payload=p.payload))
+            self.client.upsert(self.collection, structs, wait=True)
+
+    def delete_doc(self, doc_id: str, *, keep: Iterable[str] = ()) -> None:
+        """Remove a document's points, except the ids in `keep` (the live version)."""
+        must: list[models.Condition] = [models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))]
+        must_not: list[models.Condition] = []
+        keep = list(keep)
+        if keep:
+            must_not.append(models.HasIdCondition(has_id=keep))
+        flt = models.Filter(must=must, must_not=must_not or None)
+        self.client.delete(self.collection, models.FilterSelector(filter=flt), wait=True)
+
+    def count(self, doc_id: str | None = None) -> int:
+        if not self.client.collection_exists(self.collection):
+            return 0
+        flt = _filter(doc_ids=[doc_id]) if doc_id else None
+        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
+
+    # -- reads --------------------------------------------------------------------------------
+    def query(
+        self,
+        queries: Mapping[str, np.ndarray | SparseVector],
+        *,
+        limit: int,
+        per_signal_limit: int,
+        weights: Mapping[str, float] | None = None,
+        doc_ids: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        tenant: str | None = None,
+    ) -> list[ScoredPoint]:
+        """Prefetch per signal, fuse with (weighted) RRF server-side; one round trip that also
+        returns each signal's own ranking, so every hit carries the score of each signal that found it."""
+        flt = _filter(doc_ids=doc_ids, tags=tags, tenant=tenant)
+        names = list(queries)
+        per_signal = [
+            models.QueryRequest(query=_q(queries[n]), using=n, filter=flt, limit=per_signal_limit, with_payload=False)
+            for n in names
+        ]
+        requests = list(per_signal)
+        if len(names) > 1:
+            w = [float((weights or {}).get(n, 1.0)) for n in names]
+            fusion = models.RrfQuery(rrf=models.Rrf(weights=w)) if any(x != 1.0 for x in w) else models.FusionQuery(
+                fusion=models.Fusion.RRF
+            )
+            prefetch = [models.Prefetch(query=_q(queries[n]), using=n, filter=flt, limit=per_signal_limit) for n in names]
+            requests.append(models.QueryRequest(prefetch=prefetch, query=fusion, limit=limit, with_payload=True))
+        else:
+            requests[0] = models.QueryRequest(
+                query=_q(queries[names[0]]), using=names[0], filter=flt, limit=limit, with_payload=True
+            )
+        responses = self.client.query_batch_points(self.collection, requests)
+        signal_scores: dict[str, dict[str, float]] = {}
+        for n, resp in zip(names, responses[: len(names)], strict=True):
+            for p in resp.points:
+                signal_scores.setdefault(str(p.id), {})[n] = float(p.score)
+        return [
+            ScoredPoint(str(p.id), float(p.score), dict(p.payload or {}), signal_scores.get(str(p.id), {}))
+            for p in responses[-1].points
+        ]
+
+
+def _q(v: np.ndarray | SparseVector) -> Any:
+    if isinstance(v, SparseVector):
+        return models.SparseVector(indices=v.indices, values=v.values)
+    return v.tolist()
+
+
+def _filter(
+    *, doc_ids: Sequence[str] | None = None, tags: Sequence[str] | None = None, tenant: str | None = None
+) -> models.Filter | None:
+    must: list[models.Condition] = []
+    if doc_ids:
+        must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids))))
+    if tags:
+        must.append(models.FieldCondition(key="tags", match=models.MatchAny(any=list(tags))))
+    if tenant is not None:
+        must.append(models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant)))
+    return models.Filter(must=must) if must else None
+
+
+def _describe(specs: Mapping[str, EmbedderSpec]) -> str:
+    return ", ".join(f"{k}={v.model_id}" + (f"/{v.dim}d" if v.dim else "") for k, v in sorted(specs.items()))

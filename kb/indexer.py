@@ -1,0 +1,117 @@
+"""Turns a document's rendered sections into Qdrant points and keeps the index in step with the catalog.
+
+Order per document: upsert the new points (only those not already there), write the manifest
+(elsewhere), then drop the old points. Readers keep only hits whose point is in a current
+manifest, so a document is never seen missing or doubled, and a crash leaves the old version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from kb.catalog import DocumentRecord, SectionRecord
+from kb.embed.factory import Embedders
+from kb.index import BM25, IMAGE, TEXT, IndexPoint, QdrantIndex, point_id
+
+log = logging.getLogger(__name__)
+
+
+def passage_text(title: str, sec: SectionRecord) -> str:
+    """What the text signals see: provenance first, so headings help matching."""
+    head = " › ".join([title, *sec.heading_path])
+    return f"{head}\n{sec.text}"
+
+
+class DocumentIndexer:
+    def __init__(self, index: QdrantIndex, embedders: Embedders, tenant: str) -> None:
+        self.index = index
+        self.embedders = embedders
+        self.tenant = tenant
+        self._ready = False
+
+    def ensure(self) -> None:
+        if not self._ready:
+            self.index.ensure(self.embedders.specs())
+            self._ready = True
+
+    def assign_ids(self, rec: DocumentRecord) -> None:
+        for s in rec.sections:
+            s.point_id = point_id(s.section_id, [i.key for i in s.images])
+
+    def missing(self, rec: DocumentRecord) -> bool:
+        """True when some section of `rec` has no point in the index."""
+        self.ensure()
+        self.assign_ids(rec)
+        ids = [s.point_id for s in rec.sections if s.point_id]
+        return len(self.index.existing_ids(ids)) < len(ids)
+
+    def upsert(self, rec: DocumentRecord, images: Mapping[str, Image.Image]) -> int:
+        """Embed and write the points of `rec` not yet in the index; returns how many were written."""
+        self.ensure()
+        self.assign_ids(rec)
+        have = self.index.existing_ids([s.point_id for s in rec.sections if s.point_id])
+        todo = [s for s in rec.sections if s.point_id not in have]
+        if not todo:
+            return 0
+        dense: dict[str, np.ndarray] = {}
+        e = self.embedders
+        texts = [passage_text(rec.title, s) for s in todo]
+        if e.clip:
+            dense[IMAGE] = e.clip.embed_images([images[s.images[0].key] for s in todo])
+        if e.text:
+            dense[TEXT] = e.text.embed_passages(texts)
+        sparse = e.bm25.embed_passages(texts) if e.bm25 else None
+        points = []
+        for i, s in enumerate(todo):
+            assert s.point_id is not None
+            points.append(
+                IndexPoint(
+                    id=s.point_id,
+                    payload=self.payload(rec, s),
+                    dense={k: v[i] for k, v in dense.items()},
+                    sparse=sparse[i] if sparse else None,
+                )
+            )
+        self.index.upsert(points)
+        return len(points)
+
+    def finalize(self, rec: DocumentRecord) -> None:
+        """After the manifest switched: drop points of older versions."""
+        self.index.delete_doc(rec.doc_id, keep=[s.point_id for s in rec.sections if s.point_id])
+
+    def remove(self, doc_id: str) -> None:
+        if self.index.client.collection_exists(self.index.collection):
+            self.index.delete_doc(doc_id)
+
+    def set_tags(self, rec: DocumentRecord) -> None:
+        ids: Sequence[str] = [s.point_id for s in rec.sections if s.point_id]
+        if ids:
+            self.index.client.set_payload(self.index.collection, {"tags": rec.tags}, points=list(ids), wait=True)
+
+    def payload(self, rec: DocumentRecord, s: SectionRecord) -> dict[str, object]:
+        return {
+            "doc_id": rec.doc_id,
+            "title": rec.title,
+            "source_name": rec.source_name,
+            "format": rec.format,
+            "section_id": s.section_id,
+            "heading_path": s.heading_path,
+            "page_start": s.page_start,
+            "page_end": s.page_end,
+            "text": s.text,
+            "image_keys": [i.key for i in s.images],
+            "content_hash": s.content_hash,
+            "ingested_at": rec.ingested_at,
+            "tags": rec.tags,
+            "tenant": self.tenant,
+            "part": s.part,
+            "parts": s.parts,
+            "ordinal": s.ordinal,
+        }
+
+
+__all__ = ["BM25", "IMAGE", "TEXT", "DocumentIndexer", "passage_text"]
