@@ -31,16 +31,17 @@ from kb.types import Section
 DEFAULT_DOCS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "public" / "docs"
 PRESETS: dict[str, dict[str, object]] = {
     "default": {},
-    "fs10": {"font_size": 10},
-    "fs12": {"font_size": 12},
+    "fs11": {"font_size": 11},
+    "fs9": {"font_size": 9},
     "lh1.1": {"line_height": 1.1},
     "lh1.3": {"line_height": 1.3},
+    "cols1": {"columns": 1},
     "w1092": {"page_width": 1092, "max_pixels": 1092 * 1148},
     "w644": {"page_width": 644, "max_pixels": 644 * 1148},
     "dejavu": {"font": "DejaVuSans", "mono_font": "DejaVuSansMono"},
     "margin12": {"margin": 12},
 }
-DEFAULT_CONFIGS = ["default", "fs10", "fs12", "lh1.1", "lh1.3", "w1092", "dejavu", "margin12"]
+DEFAULT_CONFIGS = ["default", "fs11", "fs9", "lh1.1", "cols1", "w1092", "dejavu", "margin12"]
 
 
 @dataclass

@@ -17,8 +17,9 @@ from ingest.render.wrap import is_cjk
 _EDGE_PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
 
 
-def ocr_text(image: Image.Image, lang: str = "eng", upscale: int = 2, psm: int = 6) -> str:
-    """OCR an image with the tesseract CLI after a LANCZOS upscale (block-of-text page segmentation)."""
+def ocr_text(image: Image.Image, lang: str = "eng", upscale: int = 2, psm: int = 3) -> str:
+    """OCR an image with the tesseract CLI after a LANCZOS upscale (automatic page segmentation, so
+    columns are read one after the other)."""
     img = image.convert("RGB")
     if upscale != 1:
         img = img.resize((img.width * upscale, img.height * upscale), Image.Resampling.LANCZOS)
@@ -71,9 +72,7 @@ def word_recall(source: str, ocr: str) -> float:
 
 
 def _collapse(text: str) -> str:
-    t = normalise(text)
-    t = "".join(c for c in t if not c.isspace() or True)
-    return " ".join(t.split())
+    return " ".join(normalise(text).split())
 
 
 def char_similarity(source: str, ocr: str) -> float:

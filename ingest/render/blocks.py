@@ -17,7 +17,7 @@ def text_lines(chain: FontChain, pitch: int, lines: list[Line], x: float, word_g
     ops: list[Op] = []
     for i, line in enumerate(lines):
         ops.append(Text(x, baseline(i * pitch, chain.size, pitch), line.text, chain, word_gap=word_gap))
-    return Box(len(lines) * pitch, ops)
+    return Box(len(lines) * pitch, ops, [i * pitch for i in range(1, len(lines))])
 
 
 def paragraph_lines(block: Block, style: Style) -> list[Line]:
@@ -77,19 +77,36 @@ def layout_code(block: Block, style: Style, background: bool = True) -> Box:
     pitch = style.pitch
     cont_w = chain.measure(CONT_MARK + " ")
     ops: list[Op] = []
-    y = style.pad // 2 if background else 0
+    breaks: list[int] = []
+    edge = style.pad // 2 if background else 0
+    y = edge
+    width = code_width(block, style) if background else style.content
     for rows in code_rows(block.text, style):
         for j, row in enumerate(rows):
             b = baseline(y, chain.size, pitch)
+            top = 0 if y == edge else y
+            if background:  # one tint strip per row, so the block can break between any two rows
+                ops.append(Rect(0, top, width, y + pitch, fill=CODE_BG))
             if j:
                 ops.append(Text(style.pad, b, CONT_MARK, chain, CONT))
             if row.strip():
                 ops.append(Text(style.pad + (cont_w if j else 0), b, row, chain))
             y += pitch
-    height = y + (style.pad // 2 if background else 0)
-    if background:
-        ops.insert(0, Rect(0, 0, style.content, height, fill=CODE_BG))
-    return Box(height, ops)
+            breaks.append(y)
+    if background and edge:
+        ops.append(Rect(0, y, width, y + edge, fill=CODE_BG))
+    return Box(y + edge, ops, breaks[:-1])
+
+
+def code_width(block: Block, style: Style) -> int:
+    """Width of the code box: the full column (a tinted band reads as one block)."""
+    return style.content
+
+
+def code_natural_width(block: Block, style: Style) -> float:
+    chain = style.mono()
+    lines = block.text.expandtabs(4).rstrip("\n").split("\n")
+    return max((chain.measure(ln.rstrip()) for ln in lines), default=0.0) + 2 * style.pad
 
 
 def layout_caption(block: Block, style: Style) -> Box:

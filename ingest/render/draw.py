@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from PIL import Image, ImageDraw
 
@@ -50,6 +50,7 @@ class Box:
 
     height: int
     ops: list[Op]
+    breaks: list[int] = field(default_factory=list)  # y positions where a column/page break may fall
 
 
 def shift(ops: list[Op], dx: float, dy: float) -> list[Op]:

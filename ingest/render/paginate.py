@@ -6,7 +6,8 @@ import re
 from dataclasses import replace
 
 from ingest.render.blocks import code_rows, heading_lines, list_lines, paragraph_lines
-from ingest.render.layout import gap_between, layout_block
+from ingest.render.columns import PageLayout
+from ingest.render.layout import layout_block
 from ingest.render.style import Style
 from ingest.render.tables import column_widths, normalise, row_heights
 from ingest.render.wrap import Line, wrap
@@ -129,34 +130,27 @@ def split_block(block: Block, style: Style, avail: int) -> list[Block]:
     return _split_text(block, style, avail)
 
 
-def pack(blocks: list[Block], style: Style, avail: int) -> list[list[Block]]:
-    """Greedy packing of fitting pieces into pages; a heading never ends a page when more follows."""
-    pieces = [p for b in blocks for p in split_block(b, style, avail)]
-    heights = [height(p, style) for p in pieces]
-    pages: list[list[int]] = [[]]
-    used = 0
-    for i, h in enumerate(heights):
+def pack(blocks: list[Block], page: PageLayout, avail: int) -> list[list[Block]]:
+    """Greedy packing of fitting pieces into pages (measured with the real column layout);
+    a heading never ends a page when more follows."""
+    cols = page.geo.cols
+    pieces: list[Block] = []
+    for b in blocks:
+        if page.narrow(b) and b.kind != "table" and cols > 1:
+            pieces += split_block(b, page.col, cols * (avail - 2 * page.style.pitch))
+        else:
+            pieces += split_block(b, page.col if page.narrow(b) else page.style, avail)
+    pages: list[list[Block]] = [[]]
+    for p in pieces:
         cur = pages[-1]
-        g = gap_between(pieces[cur[-1]] if cur else None, pieces[i], style)
-        if cur and used + g + h > avail:
-            carry: list[int] = []
-            while cur and pieces[cur[-1]].kind == "heading":
-                carry.insert(0, cur.pop())
-            carry_h = _stack_h([pieces[j] for j in carry], [heights[j] for j in carry], style)
-            if not cur or (carry and carry_h + gap_between(pieces[carry[-1]], pieces[i], style) + h > avail):
-                cur.extend(carry)
-                carry, carry_h = [], 0
-            pages.append(carry)
-            used = carry_h
-            cur = pages[-1]
-            g = gap_between(pieces[cur[-1]] if cur else None, pieces[i], style)
-        cur.append(i)
-        used += g + h
-    return [[pieces[j] for j in page] for page in pages if page]
-
-
-def _stack_h(blocks: list[Block], heights: list[int], style: Style) -> int:
-    total = 0
-    for k, (b, h) in enumerate(zip(blocks, heights, strict=True)):
-        total += h + gap_between(blocks[k - 1] if k else None, b, style)
-    return total
+        if not cur or page.layout([*cur, p]).height <= avail:
+            cur.append(p)
+            continue
+        carry: list[Block] = []
+        while cur and cur[-1].kind == "heading":
+            carry.insert(0, cur.pop())
+        if not cur or (carry and page.layout([*carry, p]).height > avail):
+            cur.extend(carry)
+            carry = []
+        pages.append([*carry, p])
+    return [pg for pg in pages if pg]

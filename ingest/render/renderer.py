@@ -6,8 +6,9 @@ from dataclasses import replace
 
 from PIL import Image
 
+from ingest.render.columns import PageLayout
 from ingest.render.draw import WHITE, paint, shift
-from ingest.render.layout import layout_block, page_height, section_header, stack
+from ingest.render.layout import page_height, section_header
 from ingest.render.paginate import pack
 from ingest.render.style import Style
 from kb.settings import RenderConfig
@@ -20,6 +21,11 @@ class GlyphRenderer:
     def __init__(self, config: RenderConfig) -> None:
         self.config = config
         self.style = Style.from_config(config)
+        self.page = PageLayout(self.style, config.columns)
+        # render() may use any of these when it gives a shorter image (small sections pack better).
+        top = config.columns + (1 if config.columns > 1 else 0)
+        counts = sorted({PageLayout(self.style, c).geo.cols for c in range(1, top + 1)})
+        self.layouts = [self.page] + [PageLayout(self.style, c) for c in counts if c != self.page.geo.cols]
 
     def _avail(self, section: Section, title: str) -> int:
         probe = replace(section, part=99, parts=99)
@@ -29,7 +35,7 @@ class GlyphRenderer:
     def paginate(self, section: Section, title: str) -> list[Section]:
         """Split a section into parts that each fit one image (block boundaries first, then inside blocks)."""
         avail = max(self.style.pitch, self._avail(section, title))
-        pages = pack(list(section.blocks), self.style, avail) or [[]]
+        pages = pack(list(section.blocks), self.page, avail) or [[]]
         n = len(pages)
         out: list[Section] = []
         for i, blocks in enumerate(pages, start=1):
@@ -50,8 +56,15 @@ class GlyphRenderer:
         """One image for one (already paginated) section: full text, height trimmed and rounded up to the patch."""
         st = self.style
         header = section_header(section, title, st, self.config.header)
-        body = stack([(b, layout_block(b, st)) for b in section.blocks], st)
-        height = page_height(header, body, st)
+        blocks = list(section.blocks)
+        best = None
+        for page in self.layouts:
+            body = page.layout(blocks)
+            height = page_height(header, body, st)
+            if best is None or height < best[0]:
+                best = (height, body)
+        assert best is not None
+        height, body = best
         image = Image.new("RGB", (st.width, height), WHITE)
         top = st.margin
         if header is not None:
