@@ -113,7 +113,9 @@ class Ingestor:
         self.counter = TokenCounter.load(settings.token_counter)
         self.fingerprint = render_fingerprint(settings.render, settings.token_counter)
 
-    def ingest_file(self, path: Path, *, on_stage: StageCallback | None = None, tags: list[str] | None = None) -> IngestResult:
+    def ingest_file(
+        self, path: Path, *, on_stage: StageCallback | None = None, tags: list[str] | None = None
+    ) -> IngestResult:
         t0 = time.perf_counter()
         try:
             result = self._ingest(path, on_stage, tags or [])
@@ -128,8 +130,11 @@ class Ingestor:
         sha = hashlib.sha256(data).hexdigest()
         doc_id = doc_id_for(path)
         old = self.catalog.get(doc_id)
-        if old and old.file_sha256 == sha and old.render_fingerprint == self.fingerprint and all(
-            self.images.exists(k) for k in old.image_keys
+        if (
+            old
+            and old.file_sha256 == sha
+            and old.render_fingerprint == self.fingerprint
+            and all(self.images.exists(k) for k in old.image_keys)
         ):
             if self.indexer and self.indexer.missing(old):
                 # The index lost points (e.g. a new collection): re-embed from the stored images.
@@ -165,7 +170,11 @@ class Ingestor:
                     text=sec.text,
                     content_hash=sec.content_hash,
                     text_tokens=n_tok,
-                    images=[ImageRecord(key=key, width=w, height=h, visual_tokens=visual_tokens(w, h, self.settings.render.patch))],
+                    images=[
+                        ImageRecord(
+                            key=key, width=w, height=h, visual_tokens=visual_tokens(w, h, self.settings.render.patch)
+                        )
+                    ],
                 )
             )
         rec = DocumentRecord(
@@ -196,7 +205,6 @@ class Ingestor:
         if on_stage:
             on_stage(path, "done")
         return _result(path, "ingested", rec)
-
 
     def _load_images(self, rec: DocumentRecord) -> dict[str, Image.Image]:
         out = {}

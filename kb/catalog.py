@@ -99,6 +99,7 @@ def doc_id_for(path: Path) -> str:
 class Catalog:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._live: tuple[tuple[tuple[str, int, int], ...], frozenset[str]] | None = None
 
     def _path(self, doc_id: str) -> Path:
         if not doc_id or "/" in doc_id or doc_id.startswith(".") or _UNSAFE.search(doc_id):
@@ -131,6 +132,19 @@ class Catalog:
             return
         for p in sorted(self.root.glob("*.json")):
             yield DocumentRecord.model_validate_json(p.read_bytes())
+
+    def live_point_ids(self) -> frozenset[str]:
+        """Point ids of the current version of every document; re-read only when a manifest changed."""
+        stamp = tuple(
+            (p.name, st.st_mtime_ns, st.st_size)
+            for p in sorted(self.root.glob("*.json"))
+            if self.root.is_dir()
+            for st in [p.stat()]
+        )
+        if self._live is None or self._live[0] != stamp:
+            ids = frozenset(s.point_id for rec in self for s in rec.sections if s.point_id)
+            self._live = (stamp, ids)
+        return self._live[1]
 
     def referenced_images(self) -> set[str]:
         return {k for rec in self for k in rec.image_keys}

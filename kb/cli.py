@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kb.catalog import DocumentRecord
 from kb.errors import KbError
 from kb.service import KnowledgeBase
 from kb.settings import Settings, load_settings
@@ -23,7 +25,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Glyph KB: do
 out = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kb.toml to read (default: ./kb.toml if present)")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="kb.toml to read (default: ./kb.toml if present)")
+]
 
 
 def _settings(config: Path | None) -> Settings:
@@ -45,9 +49,10 @@ def _run(fn: Callable[[], Any]) -> Any:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (walked recursively)")],
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag to attach (repeatable)")] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="render and catalogue only; no embedding")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Parse, section and render documents into the knowledge base."""
+    """Parse, section, render and index documents into the knowledge base."""
     kb = _run(lambda: KnowledgeBase(_settings(config)))
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -55,8 +60,12 @@ def ingest(
         raise typer.Exit(2)
     t0 = time.perf_counter()
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         task = bar.add_task("scanning", total=None)
 
@@ -66,8 +75,9 @@ def ingest(
         def on_stage(p: Path, stage: str) -> None:
             bar.update(task, description=f"{p.name} [dim]{stage}[/]")
 
-        results = _run(lambda: kb.ingest(paths, tags=tag, on_file=on_file, on_stage=on_stage))
+        results = _run(lambda: kb.ingest(paths, tags=tag, on_file=on_file, on_stage=on_stage, index=not no_index))
         bar.update(task, completed=len(results))
+    kb.close()
     elapsed = time.perf_counter() - t0
     _print_ingest_summary(results, elapsed)
     if any(r.status == "failed" for r in results):
@@ -82,8 +92,13 @@ def _print_ingest_summary(results: list[Any], elapsed: float) -> None:
         ratio = f"{r.text_tokens / r.visual_tokens:.2f}×" if r.visual_tokens else "-"
         style = {"ingested": "green", "unchanged": "dim", "failed": "red"}[r.status]
         table.add_row(
-            r.doc_id or r.path.name, f"[{style}]{r.status}[/]", str(r.sections), str(r.images),
-            str(r.pages or "-"), ratio, f"{r.seconds:.1f}",
+            r.doc_id or r.path.name,
+            f"[{style}]{r.status}[/]",
+            str(r.sections),
+            str(r.images),
+            str(r.pages or "-"),
+            ratio,
+            f"{r.seconds:.1f}",
         )
     out.print(table)
     ok = [r for r in results if r.status != "failed"]
@@ -126,9 +141,17 @@ def docs(
     if as_json:
         rows = [
             {
-                "doc": d.doc_id, "title": d.title, "file": d.source_name, "format": d.format, "pages": d.pages,
-                "sections": len(d.sections), "images": len(d.image_keys), "text_tokens": d.text_tokens,
-                "visual_tokens": d.visual_tokens, "ingested_at": d.ingested_at, "tags": d.tags,
+                "doc": d.doc_id,
+                "title": d.title,
+                "file": d.source_name,
+                "format": d.format,
+                "pages": d.pages,
+                "sections": len(d.sections),
+                "images": len(d.image_keys),
+                "text_tokens": d.text_tokens,
+                "visual_tokens": d.visual_tokens,
+                "ingested_at": d.ingested_at,
+                "tags": d.tags,
             }
             for d in records
         ]
@@ -142,8 +165,15 @@ def docs(
         table.add_column(col)
     for d in records:
         table.add_row(
-            d.doc_id, d.title[:48], d.format, str(d.pages or "-"), str(len(d.sections)), str(len(d.image_keys)),
-            f"{d.compression:.2f}×", d.ingested_at, ",".join(d.tags),
+            d.doc_id,
+            d.title[:48],
+            d.format,
+            str(d.pages or "-"),
+            str(len(d.sections)),
+            str(len(d.image_keys)),
+            f"{d.compression:.2f}×",
+            d.ingested_at,
+            ",".join(d.tags),
         )
     out.print(table)
     s = kb.stats()
@@ -159,17 +189,61 @@ def delete(
     config: ConfigOpt = None,
 ) -> None:
     """Remove documents and their images."""
-    kb = _run(lambda: KnowledgeBase(_settings(config)))
-    for d in doc_ids:
-        rec = _run(lambda d=d: kb.delete(d))
-        out.print(f"deleted {rec.doc_id} ({len(rec.sections)} sections)")
+    with KnowledgeBase(_run(lambda: _settings(config))) as kb:
+        for d in doc_ids:
+            rec: DocumentRecord = _run(partial(kb.delete, d))
+            out.print(f"deleted {rec.doc_id} ({len(rec.sections)} sections)")
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="what to look for")],
+    k: Annotated[int | None, typer.Option("--k", "-k", help="number of hits")] = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="limit to these document ids")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="limit to documents with these tags")] = None,
+    signal: Annotated[
+        list[str] | None, typer.Option("--signal", help="use only these signals: image, text, bm25")
+    ] = None,
+    diverse: Annotated[
+        bool | None, typer.Option("--diverse/--no-diverse", help="per-document quota (default: automatic)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable hits")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Retrieve the best sections across all documents."""
+    from kb.retrieve import SearchOptions
+
+    settings = _run(lambda: _settings(config))
+    with KnowledgeBase(settings) as kb:
+        opts = SearchOptions(k=k or settings.top_k, doc_ids=doc, tags=tag, signals=signal, diversify=diverse)
+        hits = _run(lambda: kb.search(question, opts))
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=1) + "\n")
+        return
+    if not hits:
+        out.print("No matching sections.")
+    for n, h in enumerate(hits, 1):
+        sig = " ".join(f"{s}={v:.3f}" for s, v in sorted(h.scores.items()))
+        out.print(f"[bold]{h.label(n)}[/]  [dim]score {h.score:.4f}  {sig}[/]")
+        snippet = " ".join(h.text.split())[:300]
+        out.print(f"    {snippet}")
+        for p in h.images:
+            out.print(f"    [dim]{p}[/]")
+
+
+@app.command()
+def reindex(config: ConfigOpt = None) -> None:
+    """Rebuild the vector index with the configured models (after changing models)."""
+    with KnowledgeBase(_run(lambda: _settings(config))) as kb:
+        n = _run(kb.reindex)
+    out.print(f"indexed {n} section(s)")
 
 
 @app.command()
 def gc(config: ConfigOpt = None) -> None:
     """Remove images no document references (left over by an interrupted ingest)."""
-    kb = _run(lambda: KnowledgeBase(_settings(config)))
-    n = _run(kb.gc)
+    with KnowledgeBase(_run(lambda: _settings(config))) as kb:
+        n = _run(kb.gc)
     out.print(f"removed {n} unreferenced image(s)")
 
 

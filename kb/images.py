@@ -34,7 +34,7 @@ class ImageStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def keys(self) -> Iterator[str]:
+    def all_keys(self) -> Iterator[str]:
         if not self.root.is_dir():
             return
         for p in self.root.glob("??/*.png"):

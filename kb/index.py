@@ -145,9 +145,25 @@ class QdrantIndex:
         must_not: list[models.Condition] = []
         keep = list(keep)
         if keep:
-            must_not.append(models.HasIdCondition(has_id=keep))
+            must_not.append(models.HasIdCondition(has_id=list[int | str | uuid.UUID](keep)))
         flt = models.Filter(must=must, must_not=must_not or None)
         self.client.delete(self.collection, models.FilterSelector(filter=flt), wait=True)
+
+    def delete_not_in(self, live: Iterable[str]) -> int:
+        """Remove points no current manifest names (left by a crash between upsert and manifest)."""
+        if not self.client.collection_exists(self.collection):
+            return 0
+        keep = set(live)
+        stale: list[str] = []
+        offset: Any = None
+        while True:
+            pts, offset = self.client.scroll(self.collection, limit=1024, offset=offset, with_payload=False)
+            stale += [str(p.id) for p in pts if str(p.id) not in keep]
+            if offset is None:
+                break
+        if stale:
+            self.client.delete(self.collection, models.PointIdsList(points=stale), wait=True)  # type: ignore[arg-type]
+        return len(stale)
 
     def count(self, doc_id: str | None = None) -> int:
         if not self.client.collection_exists(self.collection):
@@ -178,10 +194,14 @@ class QdrantIndex:
         requests = list(per_signal)
         if len(names) > 1:
             w = [float((weights or {}).get(n, 1.0)) for n in names]
-            fusion = models.RrfQuery(rrf=models.Rrf(weights=w)) if any(x != 1.0 for x in w) else models.FusionQuery(
-                fusion=models.Fusion.RRF
+            fusion = (
+                models.RrfQuery(rrf=models.Rrf(weights=w))
+                if any(x != 1.0 for x in w)
+                else models.FusionQuery(fusion=models.Fusion.RRF)
             )
-            prefetch = [models.Prefetch(query=_q(queries[n]), using=n, filter=flt, limit=per_signal_limit) for n in names]
+            prefetch = [
+                models.Prefetch(query=_q(queries[n]), using=n, filter=flt, limit=per_signal_limit) for n in names
+            ]
             requests.append(models.QueryRequest(prefetch=prefetch, query=fusion, limit=limit, with_payload=True))
         else:
             requests[0] = models.QueryRequest(

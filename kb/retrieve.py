@@ -15,8 +15,8 @@ import numpy as np
 from kb.embed.base import SparseVector
 from kb.embed.factory import Embedders
 from kb.hits import Hit
-from kb.index import BM25, IMAGE, TEXT, QdrantIndex, ScoredPoint
 from kb.images import ImageStore
+from kb.index import BM25, IMAGE, TEXT, QdrantIndex, ScoredPoint
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Retriever:
         *,
         per_signal_limit: int = 50,
         weights: Mapping[str, float] | None = None,
-        live_ids: Callable[[], set[str]] | None = None,
+        live_ids: Callable[[], frozenset[str]] | None = None,
     ) -> None:
         self.index = index
         self.embedders = embedders
@@ -60,7 +60,9 @@ class Retriever:
         self.weights = dict(weights or {})
         self.live_ids = live_ids
 
-    def query_vectors(self, question: str, signals: Sequence[str] | None = None) -> dict[str, np.ndarray | SparseVector]:
+    def query_vectors(
+        self, question: str, signals: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray | SparseVector]:
         e = self.embedders
         want = set(signals or e.signals)
         out: dict[str, np.ndarray | SparseVector] = {}

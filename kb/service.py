@@ -15,6 +15,11 @@ from kb.settings import Settings
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestResult
+    from kb.embed.factory import Embedders
+    from kb.hits import Hit
+    from kb.index import QdrantIndex
+    from kb.indexer import DocumentIndexer
+    from kb.retrieve import Retriever, SearchOptions
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +40,86 @@ class CorpusStats:
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Settings) -> None:
+    """Owns the data dir, the index and the models; everything heavy opens on first use."""
+
+    def __init__(
+        self, settings: Settings, *, qdrant_location: str | None = None, embedders: Embedders | None = None
+    ) -> None:
         self.settings = settings
         self.catalog = Catalog(settings.docs_dir)
         self.images = ImageStore(settings.images_dir)
+        self._qdrant_location = qdrant_location
+        self._index: QdrantIndex | None = None
+        self._embedders: Embedders | None = embedders
+        self._retriever: Retriever | None = None
+
+    # -- lazily opened parts ---------------------------------------------------------------------
+    @property
+    def index(self) -> QdrantIndex:
+        if self._index is None:
+            from kb.index import QdrantIndex, open_client
+
+            self._index = QdrantIndex(
+                open_client(self.settings, location=self._qdrant_location), self.settings.collection
+            )
+        return self._index
+
+    @property
+    def embedders(self) -> Embedders:
+        if self._embedders is None:
+            from kb.embed.factory import build_embedders
+
+            self._embedders = build_embedders(self.settings)
+        return self._embedders
+
+    def indexer(self) -> DocumentIndexer:
+        from kb.indexer import DocumentIndexer
+
+        return DocumentIndexer(self.index, self.embedders, self.settings.tenant)
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            from kb.retrieve import Retriever
+
+            self.indexer().ensure()  # checks the collection matches the configured models
+            self._retriever = Retriever(
+                self.index,
+                self.embedders,
+                self.images,
+                per_signal_limit=self.settings.per_signal_limit,
+                weights=self.settings.signal_weights,
+                live_ids=self.catalog.live_point_ids,
+            )
+        return self._retriever
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+            self._retriever = None
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- search ------------------------------------------------------------------------------------
+    def search(self, question: str, opts: SearchOptions | None = None) -> list[Hit]:
+        from kb.errors import KbError
+        from kb.retrieve import SearchOptions
+
+        opts = opts or SearchOptions(k=self.settings.top_k)
+        if opts.tenant is None:
+            opts.tenant = self.settings.tenant
+        if opts.doc_ids:
+            unknown = [d for d in opts.doc_ids if self.catalog.get(d) is None]
+            if unknown:
+                raise KbError(f"unknown document(s): {', '.join(unknown)}", "see `kb docs` for ids")
+        if not self.catalog.live_point_ids():
+            raise KbError("the knowledge base has no indexed documents", "add some with `kb ingest PATH`")
+        return self.retriever.search(question, opts)
 
     def ingest(
         self,
@@ -47,14 +128,21 @@ class KnowledgeBase:
         tags: list[str] | None = None,
         on_file: Callable[[Path, int, int], None] | None = None,
         on_stage: Callable[[Path, str], None] | None = None,
+        index: bool = True,
     ) -> list[IngestResult]:
-        """Ingest files and folders; one failure never stops the others."""
+        """Ingest files and folders; one failure never stops the others.
+
+        With `index=False` documents are rendered and catalogued but not embedded (render-only)."""
         from ingest.pipeline import Ingestor, iter_files
 
         files = list(iter_files(paths))
         results: list[IngestResult] = []
         with writer_lock(self.settings.data_dir):
-            ingestor = Ingestor(self.settings, self.catalog, self.images)
+            indexer = None
+            if index and files:
+                indexer = self.indexer()
+                indexer.ensure()  # load models and check the collection once, before any file
+            ingestor = Ingestor(self.settings, self.catalog, self.images, indexer)
             for i, f in enumerate(files):
                 if on_file:
                     on_file(f, i, len(files))
@@ -84,15 +172,42 @@ class KnowledgeBase:
     def delete(self, doc_id: str) -> DocumentRecord:
         """Remove a document and every image no other document uses."""
         with writer_lock(self.settings.data_dir):
-            rec = self.catalog.delete(doc_id)
+            rec = self.catalog.delete(doc_id)  # readers stop seeing it here
+            if any(s.point_id for s in rec.sections):
+                self.index.delete_doc(doc_id)
             self.images.remove(set(rec.image_keys) - self.catalog.referenced_images())
         return rec
+
+    def reindex(self, *, on_file: Callable[[str, int, int], None] | None = None) -> int:
+        """Rebuild the collection with the configured models from the stored images and texts."""
+        from PIL import Image
+
+        with writer_lock(self.settings.data_dir):
+            self.index.drop()
+            self._retriever = None
+            indexer = self.indexer()
+            indexer.ensure()
+            docs = self.documents()
+            n = 0
+            for i, rec in enumerate(docs):
+                if on_file:
+                    on_file(rec.doc_id, i, len(docs))
+                imgs = {}
+                for k in rec.image_keys:
+                    with Image.open(self.images.path(k)) as im:
+                        imgs[k] = im.convert("RGB")
+                n += indexer.upsert(rec, imgs)
+                self.catalog.put(rec)
+            return n
 
     def gc(self) -> int:
         """Drop images that no manifest references (left by a crash mid-ingest)."""
         with writer_lock(self.settings.data_dir):
             live = self.catalog.referenced_images()
-            return self.images.remove([k for k in self.images.keys() if k not in live])
+            n = self.images.remove([k for k in self.images.all_keys() if k not in live])
+            if self.settings.qdrant_url or self.settings.qdrant_path.exists():
+                n += self.index.delete_not_in(self.catalog.live_point_ids())
+            return n
 
     def stats(self) -> CorpusStats:
         docs = self.documents()
@@ -105,4 +220,3 @@ class KnowledgeBase:
             visual_tokens=sum(d.visual_tokens for d in docs),
             image_bytes=self.images.size_bytes(),
         )
-

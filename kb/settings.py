@@ -31,6 +31,9 @@ class RenderConfig(BaseModel):
     font_size: int = Field(default=10, ge=6, le=64, description="body font size in px at scale 1")
     line_height: float = Field(default=1.15, ge=1.0, le=2.5, description="line pitch as a multiple of font size")
     word_spacing: float = Field(default=0.15, ge=0.0, le=1.0, description="extra space between words, in font sizes")
+    cjk_scale: float = Field(
+        default=1.4, ge=1.0, le=3.0, description="font size multiplier for CJK-dominant blocks (small CJK is illegible)"
+    )
     columns: int = Field(default=2, ge=1, le=6, description="text columns per image (fewer when too narrow)")
     block_gap: float = Field(default=0.3, ge=0.0, le=3.0, description="vertical gap between blocks, in font sizes")
     margin: int = Field(default=2, ge=0, le=200, description="outer margin in px at scale 1")

@@ -44,7 +44,9 @@ def test_clip_that_cannot_load_is_a_clear_error(tmp_path: Path) -> None:
 def test_dense_minilm_real_weights_rank_sensibly() -> None:
     e = SentenceEmbedder("minilm-bundled", device="cpu")
     assert isinstance(e, DenseEmbedder) and e.dim == 384
-    docs = e.embed_passages(["Restore a dump with psql.", "Vacuum reclaims storage of dead tuples.", "Bananas are yellow."])
+    docs = e.embed_passages(
+        ["Restore a dump with psql.", "Vacuum reclaims storage of dead tuples.", "Bananas are yellow."]
+    )
     q = e.embed_queries(["how do I reclaim disk space from deleted rows"])[0]
     assert int(np.argmax(docs @ q)) == 1
 

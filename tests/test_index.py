@@ -52,7 +52,11 @@ def _fill(index: QdrantIndex) -> list[IndexPoint]:
 
 def test_fused_query_carries_per_signal_scores(index: QdrantIndex) -> None:
     pts = _fill(index)
-    q = {IMAGE: np.array([1, 0, 0, 0], np.float32), TEXT: np.array([1, 0, 0], np.float32), BM25: BM.embed_queries(["vacuum"])[0]}
+    q = {
+        IMAGE: np.array([1, 0, 0, 0], np.float32),
+        TEXT: np.array([1, 0, 0], np.float32),
+        BM25: BM.embed_queries(["vacuum"])[0],
+    }
     hits = index.query(q, limit=3, per_signal_limit=10)
     assert hits[0].id == pts[0].id
     assert set(hits[0].scores) == {IMAGE, TEXT, BM25}

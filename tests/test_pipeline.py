@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "docs"
 
 
 @pytest.fixture()
-def kb(tmp_path: Path) -> KnowledgeBase:
-    return KnowledgeBase(Settings(data_dir=tmp_path / "data"))
+def kb(kb_settings: Settings, shared_embedders: object) -> Iterator[KnowledgeBase]:
+    with KnowledgeBase(kb_settings, embedders=shared_embedders) as k:  # type: ignore[arg-type]
+        yield k
 
 
 def _files_under(p: Path) -> set[Path]:
@@ -36,7 +38,11 @@ def test_ingest_folder_then_reingest_is_noop(kb: KnowledgeBase, tmp_path: Path) 
     for r in results:
         assert r.sections >= 1 and r.images >= r.sections and r.text_tokens > 0 and r.visual_tokens > 0
     recs = kb.documents()
-    assert {d.doc_id for d in recs} == {"incident-response-sop.md", "payments-api-spec-v1.html", "payments-api-spec-v2.txt"}
+    assert {d.doc_id for d in recs} == {
+        "incident-response-sop.md",
+        "payments-api-spec-v1.html",
+        "payments-api-spec-v2.txt",
+    }
     for d in recs:
         for key in d.image_keys:
             assert kb.images.exists(key)
@@ -53,7 +59,9 @@ def test_ingest_folder_then_reingest_is_noop(kb: KnowledgeBase, tmp_path: Path) 
 
 def test_changed_document_replaces_sections_and_drops_stale_images(kb: KnowledgeBase, tmp_path: Path) -> None:
     f = tmp_path / "policy.md"
-    f.write_text("# Policy\n\nBackups run nightly at 02:00 and are kept for 30 days.\n\n## Scope\n\nAll production databases.\n")
+    f.write_text(
+        "# Policy\n\nBackups run nightly at 02:00 and are kept for 30 days.\n\n## Scope\n\nAll production databases.\n"
+    )
     kb.ingest([f])
     old = kb.get("policy.md")
     f.write_text("# Policy\n\nBackups run hourly and are kept for 90 days.\n\n## Scope\n\nAll production databases.\n")
@@ -84,7 +92,7 @@ def test_bad_files_fail_clearly_and_write_nothing(
     assert r.status == "failed"
     assert r.error and reason in r.error.lower()
     assert kb.documents() == []
-    assert not any(kb.images.keys())
+    assert not any(kb.images.all_keys())
 
 
 def test_failure_does_not_stop_other_files_or_touch_previous_version(kb: KnowledgeBase, tmp_path: Path) -> None:
@@ -101,8 +109,10 @@ def test_failure_does_not_stop_other_files_or_touch_previous_version(kb: Knowled
     assert kb.get("good.md") == previous
 
 
-def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
-    kb = KnowledgeBase(Settings(data_dir=tmp_path / "data", max_file_mb=0.001))
+def test_oversized_file_is_refused_before_reading(
+    kb_settings: Settings, shared_embedders: object, tmp_path: Path
+) -> None:
+    kb = KnowledgeBase(kb_settings.model_copy(update={"max_file_mb": 0.001}), embedders=shared_embedders)  # type: ignore[arg-type]
     f = tmp_path / "big.txt"
     f.write_text("word " * 2000)
     (r,) = kb.ingest([f])
@@ -134,8 +144,12 @@ def test_doc_ids_are_safe_and_unique() -> None:
     assert jp.isascii() and "/" not in jp
 
 
-def test_cli_ingest_docs_render_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_ingest_docs_render_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_env: dict[str, str]
+) -> None:
     monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    for k, v in model_env.items():
+        monkeypatch.setenv(k, v)
     runner = CliRunner()
     res = runner.invoke(app, ["ingest", str(EXAMPLES)])
     assert res.exit_code == 0, res.output

@@ -20,8 +20,42 @@ _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_]+(?:[._'-][^\W_]+)*")
 _CJK_RUN = re.compile(rf"^[{_CJK}]+$")
 # A small stop list: these carry no evidence and only add noise to long sections.
 _STOP = frozenset(
-    "a an and are as at be but by for from has have if in into is it its of on or that the their then there "
-    "these this to was were will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "this",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+    ]
 )
 
 

