@@ -99,6 +99,19 @@ def test_cjk_renders_and_reads_back(renderer: GlyphRenderer) -> None:
     assert word_recall("日本語 テキスト 文字", ocr) >= 0.5, ocr
 
 
+def test_cjk_blocks_render_larger() -> None:
+    cjk = Block("paragraph", "日本語のテキストは大きく描画されます。aptitude を使います。" * 6)
+    latin = Block("paragraph", PARA)
+    big = GlyphRenderer(RenderConfig(cjk_scale=1.5))
+    flat = GlyphRenderer(RenderConfig(cjk_scale=1.0))
+    assert big.style.for_text(cjk.text).size > flat.style.for_text(cjk.text).size
+    assert big.style.for_text(latin.text).size == big.style.size
+    tall = big.render(section((cjk,)), "Doc")
+    short = flat.render(section((cjk,)), "Doc")
+    assert tall.height >= short.height
+    assert big.render(section((latin,)), "Doc").tobytes() == flat.render(section((latin,)), "Doc").tobytes()
+
+
 @needs_tesseract
 def test_long_url_and_word_wrap_inside_page(renderer: GlyphRenderer) -> None:
     url = "https://example.com/" + "/".join(f"segment{i}" for i in range(40)) + "?query=value&other=thing"

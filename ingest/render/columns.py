@@ -40,6 +40,7 @@ def is_narrow(block: Block, style: Style, geo: Geometry) -> bool:
     """Whether a block goes into the column flow (else it spans the full width)."""
     if geo.cols == 1 or block.kind in FLOW_KINDS:
         return True
+    style = style.for_text(block.plain_text())
     col = column_style(style, geo)
     if block.kind == "table" and block.rows:
         cells = normalise(block.rows)

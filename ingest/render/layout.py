@@ -14,6 +14,7 @@ SEP = " › "
 
 
 def layout_block(block: Block, style: Style) -> Box:
+    style = style.for_text(block.plain_text())
     kind = block.kind
     if kind == "table":
         if block.rows:
@@ -44,6 +45,7 @@ def header_text(title: str, heading_path: tuple[str, ...], part: int, parts: int
 
 def layout_header(text: str, style: Style) -> Box:
     """Small bold grey provenance line(s) and a thin rule under them."""
+    style = style.for_text(text)
     chain, pitch = style.small()
     lines = wrap(text, chain, style.content)
     ops: list[Op] = [

@@ -121,6 +121,7 @@ def _split_table(block: Block, style: Style, avail: int) -> list[Block]:
 
 def split_block(block: Block, style: Style, avail: int) -> list[Block]:
     """Pieces of `block` that each lay out within `avail` px (best effort for pathological content)."""
+    style = style.for_text(block.plain_text())
     if height(block, style) <= avail:
         return [block]
     if block.kind == "table" and block.rows:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.render.draw import Color
 from ingest.render.fonts import FontBook, FontChain
+from ingest.render.wrap import is_cjk
 from kb.settings import RenderConfig
 
 GREY: Color = (96, 96, 96)
 RULE: Color = (185, 185, 185)
-GRID: Color = (175, 175, 175)
+GRID: Color = (218, 218, 218)  # light: dark rules next to glyphs merge into them under OCR (measured)
 CODE_BG: Color = (240, 243, 248)
 HEAD_BG: Color = (232, 236, 243)
 CONT: Color = (150, 150, 150)
@@ -31,6 +32,8 @@ class Style:
     line_height: float
     word_gap: float  # extra px after each space in flowing text (OCR separates words better)
     fonts: FontBook
+    block_gap: float = 0.3
+    cjk_scale: float = 1.0  # size multiplier for CJK-dominant text (see for_text)
 
     @classmethod
     def from_config(cls, config: RenderConfig) -> Style:
@@ -53,7 +56,31 @@ class Style:
             line_height=config.line_height,
             word_gap=round(size * config.word_spacing, 2),
             fonts=FontBook(config.font, config.mono_font, size),
+            block_gap=config.block_gap,
+            cjk_scale=config.cjk_scale,
         )
+
+    def scaled(self, factor: float) -> Style:
+        """The same style with every text size (and pitch, gaps, word spacing) multiplied by `factor`."""
+        if factor == 1.0:
+            return self
+        size = max(5, round(self.size * factor))
+        k = size / self.size
+        return replace(
+            self,
+            size=size,
+            pitch=pitch_for(size, self.line_height),
+            gap=max(1, round(size * self.block_gap)),
+            word_gap=round(self.word_gap * k, 2),
+            cjk_scale=1.0,
+        )
+
+    def for_text(self, text: str) -> Style:
+        """The style for a block of this text: CJK-dominant text is drawn `cjk_scale` times larger (CJK
+        glyphs at Latin body sizes are too dense to read, for OCR and VLMs alike)."""
+        if self.cjk_scale == 1.0 or not is_cjk_dominant(text):
+            return self
+        return self.scaled(self.cjk_scale)
 
     def body(self, bold: bool = False) -> FontChain:
         return self.fonts.chain(self.size, bold=bold)
@@ -68,6 +95,17 @@ class Style:
     def small(self) -> tuple[FontChain, int]:
         size = max(5, round(self.size * 0.85))
         return self.fonts.chain(size, bold=True), pitch_for(size, self.line_height)
+
+
+def is_cjk_dominant(text: str, share: float = 0.2) -> bool:
+    """Whether at least `share` of the non-space characters are CJK (CJK characters carry far more
+    meaning each than Latin letters, so a fifth is already mostly-CJK prose)."""
+    n = cjk = 0
+    for ch in text:
+        if not ch.isspace():
+            n += 1
+            cjk += is_cjk(ch)
+    return n > 0 and cjk >= share * n
 
 
 def pitch_for(size: int, line_height: float) -> int:
