@@ -26,11 +26,11 @@ class RenderConfig(BaseModel):
     model_config = {"frozen": True}
 
     page_width: int = Field(default=812, ge=196, le=4096, description="image width px (multiple of 28 wastes nothing)")
-    font: str = Field(default="NotoSans", description="body font family (Noto/DejaVu name) or a .ttf/.otf path")
+    font: str = Field(default="DejaVuSansCondensed", description="body font family (Noto/DejaVu name) or a .ttf/.otf path")
     mono_font: str = Field(default="NotoSansMono", description="font for code blocks")
-    font_size: int = Field(default=10, ge=6, le=64, description="body font size in px at scale 1")
+    font_size: int = Field(default=9, ge=6, le=64, description="body font size in px at scale 1")
     line_height: float = Field(default=1.15, ge=1.0, le=2.5, description="line pitch as a multiple of font size")
-    word_spacing: float = Field(default=0.15, ge=0.0, le=1.0, description="extra space between words, in font sizes")
+    word_spacing: float = Field(default=0.1, ge=0.0, le=1.0, description="extra space between words, in font sizes")
     cjk_scale: float = Field(
         default=1.4, ge=1.0, le=3.0, description="font size multiplier for CJK-dominant blocks (small CJK is illegible)"
     )

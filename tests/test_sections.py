@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from ingest.parse import parse_file
-from ingest.sections import build_sections
+from ingest.sections import MIN_CHARS, build_sections
 from kb.settings import Settings
 from kb.types import Block, ParsedDocument
 
 LONG = "This paragraph has enough words in it to stand as a section of its own without merging. " * 3
+SMALL = 200  # the merging rules below are shown with sections of a few hundred characters
 
 
 def H(text: str, level: int, page: int | None = None) -> Block:
@@ -39,7 +40,7 @@ def test_heading_paths_and_pages() -> None:
         H("26.4. Other", 2, 4),
         P(page=4),
     )
-    secs = build_sections("d1", parsed)
+    secs = build_sections("d1", parsed, min_chars=SMALL)
     assert [s.heading_path for s in secs] == [
         ("26. Backup",),
         ("26. Backup", "26.3. Continuous Archiving"),
@@ -53,14 +54,14 @@ def test_heading_paths_and_pages() -> None:
 
 
 def test_text_before_first_heading_uses_title() -> None:
-    secs = build_sections("d", doc(P(), H("A", 1), P(), title="Manual"))
+    secs = build_sections("d", doc(P(), H("A", 1), P(), title="Manual"), min_chars=SMALL)
     assert secs[0].heading_path == ("Manual",)
     assert secs[1].heading_path == ("A",)
 
 
 def test_parent_intro_merges_into_first_child() -> None:
     parsed = doc(H("1. Chapter", 1), P("Short intro."), H("1.1. Part", 2), P(), H("1.2. Next", 2), P())
-    secs = build_sections("d", parsed)
+    secs = build_sections("d", parsed, min_chars=SMALL)
     assert len(secs) == 2
     assert secs[0].heading_path == ("1. Chapter", "1.1. Part")
     assert [b.text for b in secs[0].blocks[:3]] == ["1. Chapter", "Short intro.", "1.1. Part"]
@@ -69,14 +70,14 @@ def test_parent_intro_merges_into_first_child() -> None:
 
 def test_tiny_tail_merges_into_previous_sibling() -> None:
     parsed = doc(H("1. A", 1), P(), H("1.1. B", 2), P(), H("1.2. C", 2), P("tiny"))
-    secs = build_sections("d", parsed)
+    secs = build_sections("d", parsed, min_chars=SMALL)
     assert [s.heading_path for s in secs] == [("1. A",), ("1. A", "1.1. B")]
     assert secs[-1].blocks[-1].text == "tiny"
 
 
 def test_no_merge_across_chapters_when_avoidable() -> None:
     parsed = doc(H("1. A", 1), P(), H("2. B", 1), P("small but real content"), H("3. C", 1), P())
-    secs = build_sections("d", parsed)
+    secs = build_sections("d", parsed, min_chars=SMALL)
     assert [s.heading_path for s in secs] == [("1. A",), ("2. B",), ("3. C",)]
 
 
@@ -87,18 +88,18 @@ def test_min_chars_zero_keeps_everything() -> None:
 
 def test_admonition_heading_stays_in_section() -> None:
     parsed = doc(H("1. A", 1), P(), H("Note", 2), P(), H("1.1. B", 2), P())
-    secs = build_sections("d", parsed)
+    secs = build_sections("d", parsed, min_chars=SMALL)
     assert [s.heading_path for s in secs] == [("1. A",), ("1. A", "1.1. B")]
     assert "Note" in [b.text for b in secs[0].blocks]
 
 
 def test_kinds_and_ids_are_stable() -> None:
     parsed = doc(H("1. A", 1), P(), Block("code", "x = 1\ny = 2"), Block("list_item", "item", marker="•"))
-    a = build_sections("doc-1", parsed)
-    b = build_sections("doc-1", parsed)
+    a = build_sections("doc-1", parsed, min_chars=SMALL)
+    b = build_sections("doc-1", parsed, min_chars=SMALL)
     assert [s.section_id for s in a] == [s.section_id for s in b]
     assert a[0].kinds == ("paragraph", "code", "list")
-    assert build_sections("doc-2", parsed)[0].section_id != a[0].section_id
+    assert build_sections("doc-2", parsed, min_chars=SMALL)[0].section_id != a[0].section_id
 
 
 def test_parse_and_section_twice_gives_same_ids(tmp_path: Path) -> None:
@@ -108,8 +109,8 @@ def test_parse_and_section_twice_gives_same_ids(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     settings = Settings(data_dir=tmp_path / "kb")
-    first = build_sections("guide", parse_file(p, settings))
-    second = build_sections("guide", parse_file(p, settings))
+    first = build_sections("guide", parse_file(p, settings), min_chars=SMALL)
+    second = build_sections("guide", parse_file(p, settings), min_chars=SMALL)
     assert len(first) == 2
     assert [s.section_id for s in first] == [s.section_id for s in second]
     assert first[0].heading_path == ("Guide", "Install")  # the tiny intro joined its first child
@@ -122,3 +123,9 @@ def test_every_block_kept_once_in_order(min_chars: int) -> None:
     secs = build_sections("d", parsed, min_chars=min_chars)
     assert [b for s in secs for b in s.blocks] == list(parsed.blocks)
     assert [s.ordinal for s in secs] == list(range(len(secs)))
+
+
+def test_default_min_chars_packs_fuller_sections() -> None:
+    parsed = doc(H("A", 1), P(), H("B", 2), P(), H("C", 2), P())
+    assert MIN_CHARS == 1500
+    assert len(build_sections("d", parsed)) < len(build_sections("d", parsed, min_chars=SMALL))

@@ -25,7 +25,7 @@ class Geometry:
 
 
 def geometry(style: Style, cols: int) -> Geometry:
-    gutter = max(3, round(style.size * 0.9))
+    gutter = max(3, round(style.size * 1.6))  # narrower gutters let OCR merge lines across columns (measured)
     cols = max(1, cols)
     while cols > 1 and (style.content - gutter * (cols - 1)) // cols < style.size * 22:
         cols -= 1
