@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.hits import Hit
+from kb.retrieve import SearchOptions
 from kb.settings import Settings
 
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"'})
@@ -111,6 +112,7 @@ def score(
     retrieve: Callable[[Question], list[Chunk]],
     ks: Sequence[int],
 ) -> tuple[SignalReport, dict[str, list[Chunk]]]:
+    """Recall@k (all evidence quotes covered by chunks of the right document) and MRR over answerable questions."""
     answerable = [q for q in questions if q.evidence]
     ranks: dict[str, int | None] = {}
     strict: dict[str, int | None] = {}
@@ -182,3 +184,133 @@ def plot(reports: Sequence[SignalReport], ks: Sequence[int], out: Path) -> None:
 def scratch_settings(base: Settings, data_dir: Path | None = None) -> Settings:
     d = data_dir or Path(tempfile.mkdtemp(prefix="kb-eval-"))
     return base.model_copy(update={"data_dir": d, "qdrant_url": None})
+
+
+def text_rag_baseline(
+    docs: Sequence[tuple[str, str]], embed_model: str = "minilm-bundled", chunk_size: int = 512
+) -> Callable[[Question, int], list[Chunk]]:
+    """The plain text-RAG users build: LlamaIndex SentenceSplitter(512) + all-MiniLM-L6-v2, cosine top-k.
+    `docs` is (file name, full extracted text); extraction is ours, so only chunking and retrieval differ."""
+    import numpy as np
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from kb.embed.dense import SentenceEmbedder
+
+    splitter = SentenceSplitter(chunk_size=chunk_size)
+    chunks = [Chunk(name, None, piece) for name, text in docs for piece in splitter.split_text(text)]
+    emb = SentenceEmbedder(embed_model, device="cpu")
+    mat = emb.embed_passages([c.text for c in chunks])
+
+    def retrieve(q: Question, k: int) -> list[Chunk]:
+        v = emb.embed_queries([q.question])[0]
+        order = np.argsort(-(mat @ v))[:k]
+        return [chunks[int(i)] for i in order]
+
+    return retrieve
+
+
+@dataclass
+class EvalResult:
+    reports: list[SignalReport]
+    per_question: list[dict[str, Any]]
+    extra: dict[str, Any]
+
+
+def run_eval(
+    settings: Settings,
+    questions_path: Path,
+    docs_dir: Path,
+    *,
+    ks: Sequence[int] = (1, 3, 5, 10),
+    signals: Sequence[str] = ("image", "text", "bm25", "fused"),
+    baseline: bool = True,
+    store: Path | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> EvalResult:
+    """Ingest `docs_dir` into a scratch store and score every signal on the questions."""
+    from kb.service import KnowledgeBase
+
+    questions = load_questions(questions_path)
+    kmax = max(ks)
+    scratch = scratch_settings(settings, store)
+    extra: dict[str, Any] = {"questions": len(questions), "answerable": sum(1 for q in questions if q.evidence)}
+    with KnowledgeBase(scratch) as kb:
+        log(f"ingesting {docs_dir} into {scratch.data_dir} …")
+        t0 = time.perf_counter()
+        results = kb.ingest([docs_dir])
+        secs = time.perf_counter() - t0
+        failed = [f"{r.path.name}: {r.error}" for r in results if r.status == "failed"]
+        n_sections = sum(r.sections for r in results)
+        extra.update(
+            documents=len(results) - len(failed),
+            failed=failed,
+            sections=n_sections,
+            ingest_seconds=round(secs, 1),
+            sections_per_second=round(n_sections / secs, 2) if secs else 0.0,
+            embedders={k: v.model_id for k, v in kb.embedders.specs().items()},
+        )
+        configured = kb.embedders.signals
+        per_q: dict[str, dict[str, Any]] = {
+            q.id: {"id": q.id, "type": q.type, "question": q.question, "signals": {}} for q in questions if q.evidence
+        }
+        reports: list[SignalReport] = []
+        for sig in signals:
+            use = None if sig == "fused" else sig.split("+")  # "text+bm25" fuses just those
+            if use and any(u not in configured for u in use):
+                log(f"skipping {sig}: not configured")
+                continue
+            kb.search("warm-up", SearchOptions(k=1, signals=use))
+            hits_by_q: dict[str, list[Any]] = {}
+
+            def retrieve(
+                q: Question, use: list[str] | None = use, store: dict[str, list[Any]] = hits_by_q
+            ) -> list[Chunk]:
+                hits = kb.search(q.question, SearchOptions(k=kmax, signals=use))
+                store[q.id] = hits
+                return hit_chunks(hits)
+
+            rep, _ = score(sig, questions, retrieve, ks)
+            reports.append(rep)
+            for qid, hits in hits_by_q.items():
+                q = next(x for x in questions if x.id == qid)
+                per_q[qid]["signals"][sig] = {
+                    "rank": first_hit_rank(q, hit_chunks(hits)),
+                    "hits": [h.to_json() for h in hits],
+                }
+            log(f"{sig}: R@5 {rep.recall.get(5, 0):.3f}")
+        if baseline:
+            docs = [(d.source_name, "\n\n".join(s.text for s in d.sections)) for d in kb.documents()]
+            base = text_rag_baseline(docs)
+            base_hits: dict[str, list[Chunk]] = {}
+
+            def retrieve_base(q: Question) -> list[Chunk]:
+                got = base(q, kmax)
+                base_hits[q.id] = got
+                return got
+
+            rep, _ = score("baseline: SentenceSplitter(512)+MiniLM", questions, retrieve_base, ks)
+            reports.append(rep)
+            for qid, chunks in base_hits.items():
+                q = next(x for x in questions if x.id == qid)
+                per_q[qid]["signals"]["baseline"] = {
+                    "rank": first_hit_rank(q, chunks),
+                    "hits": [{"doc": c.doc, "text": c.text} for c in chunks],
+                }
+    return EvalResult(reports, list(per_q.values()), extra)
+
+
+def eval_json(res: EvalResult, ks: Sequence[int]) -> dict[str, Any]:
+    return {
+        "summary": {
+            r.name: {
+                "recall": {str(k): r.recall[k] for k in ks},
+                "recall_strict_pdf_page": {str(k): r.recall_strict[k] for k in ks},
+                "recall_by_type": {t: {str(k): v[k] for k in ks} for t, v in r.recall_by_type.items()},
+                "mrr": r.mrr,
+                "latency_ms": {"p50": r.p(0.5), "p95": r.p(0.95)},
+            }
+            for r in res.reports
+        },
+        "run": res.extra,
+        "questions": res.per_question,
+    }

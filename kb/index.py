@@ -179,6 +179,7 @@ class QdrantIndex:
         limit: int,
         per_signal_limit: int,
         weights: Mapping[str, float] | None = None,
+        rrf_k: int | None = None,
         doc_ids: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
         tenant: str | None = None,

@@ -51,6 +51,7 @@ class Retriever:
         *,
         per_signal_limit: int = 50,
         weights: Mapping[str, float] | None = None,
+        rrf_k: int | None = None,
         live_ids: Callable[[], frozenset[str]] | None = None,
     ) -> None:
         self.index = index
@@ -58,6 +59,7 @@ class Retriever:
         self.images = images
         self.per_signal_limit = per_signal_limit
         self.weights = dict(weights or {})
+        self.rrf_k = rrf_k
         self.live_ids = live_ids
 
     def query_vectors(
@@ -88,6 +90,7 @@ class Retriever:
             limit=fetch,
             per_signal_limit=max(self.per_signal_limit, fetch),
             weights=self.weights,
+            rrf_k=self.rrf_k,
             doc_ids=opts.doc_ids,
             tags=opts.tags,
             tenant=opts.tenant,

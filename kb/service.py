@@ -89,6 +89,7 @@ class KnowledgeBase:
                 self.images,
                 per_signal_limit=self.settings.per_signal_limit,
                 weights=self.settings.signal_weights,
+                rrf_k=self.settings.rrf_k,
                 live_ids=self.catalog.live_point_ids,
             )
         return self._retriever

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=1, le=100)
     per_signal_limit: int = Field(50, ge=1, description="candidates each signal contributes to fusion")
     signal_weights: dict[str, float] = Field(default_factory=lambda: {"image": 1.0, "text": 1.0, "bm25": 1.0})
+    rrf_k: int = Field(60, ge=1, description="RRF ranking constant: larger = flatter, more fusion")
     per_doc_quota: int = Field(0, ge=0, description="max hits per document; 0 = automatic (on for cross-document)")
     tenant: str = "default"
 
