@@ -171,3 +171,26 @@ def test_formula_mathtext_and_fallback(renderer: GlyphRenderer) -> None:
     ok = renderer.render(section((Block("formula", r"\frac{a}{b} = \sum_i x_i^2"),)), "Math")
     bad = renderer.render(section((Block("formula", r"\frac{a"),)), "Math")
     assert ink_bbox(ok) is not None and ink_bbox(bad) is not None
+
+
+@needs_tesseract
+def test_real_sections_ocr_back_at_097_pooled_word_recall() -> None:
+    """The legibility bar with the default config: example documents, every section, 2x upscale."""
+    from pathlib import Path
+
+    from ingest.parse import parse_file
+    from ingest.sections import build_sections
+    from kb.settings import Settings
+
+    docs = Path(__file__).resolve().parent.parent / "examples" / "docs"
+    r = GlyphRenderer(RenderConfig())
+    found = total = 0.0
+    for f in sorted(docs.iterdir()):
+        parsed = parse_file(f, Settings())
+        for sec in build_sections(f.name, parsed):
+            for part in r.paginate(sec, parsed.title):
+                n = len(words(part.text))
+                found += word_recall(part.text, ocr_text(r.render(part, parsed.title))) * n
+                total += n
+    assert total > 150
+    assert found / total >= 0.97
