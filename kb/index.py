@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from qdrant_client import QdrantClient, models
 
 from kb.embed.base import EmbedderSpec, SparseVector
 from kb.errors import ConfigError, KbError, StoreLockedError
+from kb.local_mirror import LocalMirror, mirror_for
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,12 +75,21 @@ def open_client(settings: Settings, *, location: str | None = None) -> QdrantCli
 
 
 class QdrantIndex:
-    def __init__(self, client: QdrantClient, collection: str) -> None:
+    """`mirror=True`: in local mode, queries run on an in-process numpy mirror of the collection
+    (kb.local_mirror) with the same results; every write below keeps it current. Server mode ignores it.
+    Writes made on `client` directly, not through these methods, are not seen by the mirror."""
+
+    def __init__(self, client: QdrantClient, collection: str, *, mirror: bool = True) -> None:
         self.client = client
         self.collection = collection
+        self.mirror = mirror
 
     def close(self) -> None:
         self.client.close()
+
+    def _mirror(self) -> LocalMirror | None:
+        """The collection's mirror if one is loaded (writes keep it current; None in server mode)."""
+        return mirror_for(self.client, self.collection, create=False)
 
     # -- schema -------------------------------------------------------------------------------
     def recorded_specs(self) -> dict[str, EmbedderSpec] | None:
@@ -107,6 +118,8 @@ class QdrantIndex:
             if name in DENSE_SIGNALS
         }
         sparse = {BM25: models.SparseVectorParams(modifier=models.Modifier.IDF)} if BM25 in specs else None
+        if (m := self._mirror()) is not None:
+            m.invalidate()
         self.client.create_collection(
             self.collection,
             vectors_config=dense,
@@ -119,6 +132,8 @@ class QdrantIndex:
                 self.client.create_payload_index(self.collection, f, models.PayloadSchemaType.KEYWORD)
 
     def drop(self) -> None:
+        if (m := self._mirror()) is not None:
+            m.invalidate()
         if self.client.collection_exists(self.collection):
             self.client.delete_collection(self.collection)
 
@@ -137,7 +152,10 @@ class QdrantIndex:
                 if p.sparse is not None:
                     vec[BM25] = models.SparseVector(indices=p.sparse.indices, values=p.sparse.values)
                 structs.append(models.PointStruct(id=p.id, vector=vec, payload=p.payload))
-            self.client.upsert(self.collection, structs, wait=True)
+            with self._mirrored_write() as m:
+                self.client.upsert(self.collection, structs, wait=True)
+                if m is not None:
+                    m.upsert(points[i : i + batch])
 
     def delete_doc(self, doc_id: str, *, keep: Iterable[str] = ()) -> None:
         """Remove a document's points, except the ids in `keep` (the live version)."""
@@ -147,7 +165,10 @@ class QdrantIndex:
         if keep:
             must_not.append(models.HasIdCondition(has_id=list[int | str | uuid.UUID](keep)))
         flt = models.Filter(must=must, must_not=must_not or None)
-        self.client.delete(self.collection, models.FilterSelector(filter=flt), wait=True)
+        with self._mirrored_write() as m:
+            self.client.delete(self.collection, models.FilterSelector(filter=flt), wait=True)
+            if m is not None:
+                m.delete_doc(doc_id, keep)
 
     def delete_not_in(self, live: Iterable[str]) -> int:
         """Remove points no current manifest names (left by a crash between upsert and manifest)."""
@@ -162,8 +183,31 @@ class QdrantIndex:
             if offset is None:
                 break
         if stale:
-            self.client.delete(self.collection, models.PointIdsList(points=stale), wait=True)  # type: ignore[arg-type]
+            with self._mirrored_write() as m:
+                self.client.delete(self.collection, models.PointIdsList(points=stale), wait=True)  # type: ignore[arg-type]
+                if m is not None:
+                    m.delete_ids(stale)
         return len(stale)
+
+    def set_payload(self, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
+        """Merge `payload` into these points' payloads (e.g. new tags)."""
+        if not ids:
+            return
+        with self._mirrored_write() as m:
+            self.client.set_payload(self.collection, dict(payload), points=list(ids), wait=True)
+            if m is not None:
+                m.set_payload(ids, payload)
+
+    @contextmanager
+    def _mirrored_write(self) -> Iterator[LocalMirror | None]:
+        """Yields the loaded mirror, if any, to repeat the write on; a failed write invalidates it."""
+        m = self._mirror()
+        try:
+            yield m
+        except BaseException:
+            if m is not None:
+                m.invalidate()
+            raise
 
     def count(self, doc_id: str | None = None) -> int:
         if not self.client.collection_exists(self.collection):
@@ -185,7 +229,24 @@ class QdrantIndex:
         tenant: str | None = None,
     ) -> list[ScoredPoint]:
         """Prefetch per signal, fuse with (weighted) RRF server-side; one round trip that also
-        returns each signal's own ranking, so every hit carries the score of each signal that found it."""
+        returns each signal's own ranking, so every hit carries the score of each signal that found it.
+        `rrf_k` None is Qdrant's default k. In local mode the mirror answers, with the same results."""
+        if self.mirror and (m := mirror_for(self.client, self.collection, create=True)) is not None:
+            hits = m.search(
+                self.client,
+                queries,
+                limit=limit,
+                per_signal_limit=per_signal_limit,
+                weights=weights,
+                rrf_k=rrf_k,
+                doc_ids=doc_ids,
+                tags=tags,
+                tenant=tenant,
+            )
+            if hits is not None:
+                found = self.client.retrieve(self.collection, [h.id for h in hits], with_payload=True)
+                payloads = {str(p.id): dict(p.payload or {}) for p in found}
+                return [ScoredPoint(h.id, h.score, payloads.get(h.id, {}), h.scores) for h in hits]
         flt = _filter(doc_ids=doc_ids, tags=tags, tenant=tenant)
         names = list(queries)
         per_signal = [
@@ -195,9 +256,10 @@ class QdrantIndex:
         requests = list(per_signal)
         if len(names) > 1:
             w = [float((weights or {}).get(n, 1.0)) for n in names]
+            weighted = any(x != 1.0 for x in w)
             fusion = (
-                models.RrfQuery(rrf=models.Rrf(weights=w))
-                if any(x != 1.0 for x in w)
+                models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=w if weighted else None))
+                if weighted or rrf_k is not None
                 else models.FusionQuery(fusion=models.Fusion.RRF)
             )
             prefetch = [

@@ -90,7 +90,7 @@ class DocumentIndexer:
     def set_tags(self, rec: DocumentRecord) -> None:
         ids: Sequence[str] = [s.point_id for s in rec.sections if s.point_id]
         if ids:
-            self.index.client.set_payload(self.index.collection, {"tags": rec.tags}, points=list(ids), wait=True)
+            self.index.set_payload(ids, {"tags": rec.tags})
 
     def payload(self, rec: DocumentRecord, s: SectionRecord) -> dict[str, object]:
         return {
