@@ -1,0 +1,96 @@
+"""The answering seam: a backend turns a prepared multimodal Prompt into an Answer (or a token stream)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from PIL import Image
+
+from kb.hits import Hit
+
+ContextMode = Literal["image", "text", "image+text"]
+
+
+@dataclass
+class PromptImage:
+    """One numbered source as the model sees it: the label stays outside the image (text part)."""
+
+    n: int  # 1-based citation number, in rank order
+    hit: Hit
+    label: str  # "[n] title › heading path, p. X"
+    images: list[Image.Image]  # the glyph image(s), possibly downscaled by the budget
+    visual_tokens: int
+    text: str | None = None  # section text, in "text" / "image+text" context modes
+
+
+@dataclass
+class Prompt:
+    system: str
+    question: str
+    sources: list[PromptImage]
+    mode: ContextMode = "image"
+    cross_document: bool = False
+    notes: list[str] = field(default_factory=list)  # e.g. "dropped [7], [8] to fit the context"
+    dropped: list[Hit] = field(default_factory=list)
+
+    @property
+    def visual_tokens(self) -> int:
+        return sum(s.visual_tokens for s in self.sources)
+
+
+@dataclass
+class Citation:
+    n: int
+    hit: Hit
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.n, **self.hit.to_json()}
+
+
+@dataclass
+class Usage:
+    visual_tokens: int = 0
+    text_tokens: int = 0  # prompt text tokens (labels, question, section text in text modes)
+    completion_tokens: int = 0
+    images_sent: int = 0
+    images_dropped: int = 0
+
+
+@dataclass
+class Answer:
+    text: str
+    citations: list[Citation]
+    usage: Usage
+    timings: dict[str, float]  # seconds per stage: retrieve, prompt, generate, total
+    backend: str
+    model: str
+    found: bool = True  # False when the model says the knowledge base does not contain the answer
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "found": self.found,
+            "citations": [c.to_json() for c in self.citations],
+            "usage": vars(self.usage),
+            "timings": self.timings,
+            "backend": self.backend,
+            "model": self.model,
+            "notes": self.notes,
+        }
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    backend: str
+    model: str
+
+    def generate(self, prompt: Prompt) -> str:
+        """The whole completion text."""
+        ...
+
+    def stream(self, prompt: Prompt) -> Iterator[str]:
+        """Completion text in pieces as the model produces them."""
+        ...
