@@ -19,7 +19,7 @@ from qdrant_client import QdrantClient, models
 
 from kb.embed.base import EmbedderSpec, SparseVector
 from kb.errors import ConfigError, KbError, StoreLockedError
-from kb.local_mirror import LocalMirror, mirror_for
+from kb.local_mirror import LocalMirror, forget_client, mirror_for
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class QdrantIndex:
         self.mirror = mirror
 
     def close(self) -> None:
+        forget_client(self.client)
         self.client.close()
 
     def _mirror(self) -> LocalMirror | None:

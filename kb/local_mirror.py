@@ -234,6 +234,10 @@ class LocalMirror:
         if not records:
             return
         dense: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in self._dense_cosine}
+        sp_rows: list[int] = []
+        sp_lens: list[int] = []
+        sp_idx: list[int] = []
+        sp_val: list[float] = []
         first = self._n
         self._grow(self._n + len(records))
         for i, rec in enumerate(records):
@@ -244,11 +248,30 @@ class LocalMirror:
                 if v is not None:
                     dense[name][0].append(r)
                     dense[name][1].append(v)
+            self._add_row(str(rec.id), rec.payload or {}, None, r)
             sp = vec.get(self._sparse) if self._sparse else None
-            self._add_row(str(rec.id), rec.payload or {}, sp if isinstance(sp, models.SparseVector) else None, r)
+            if isinstance(sp, models.SparseVector):
+                sp_rows.append(r)
+                sp_lens.append(len(sp.indices))
+                sp_idx.extend(sp.indices)
+                sp_val.extend(sp.values)
         for name, (rows, values) in dense.items():
             if rows:
                 self._set_dense(name, np.asarray(rows, np.int64), np.asarray(values, np.float32))
+        if sp_rows:  # sparse vectors of the whole batch at once: one array each, split into per-row views
+            self._add_sparse_batch(sp_rows, sp_lens, sp_idx, sp_val)
+
+    def _add_sparse_batch(self, sp_rows: list[int], sp_lens: list[int], sp_idx: list[int], sp_val: list[float]) -> None:
+        all_idx = np.asarray(sp_idx, np.int64)
+        all_val = np.asarray(sp_val, np.float64)
+        cuts = np.cumsum(sp_lens)[:-1]
+        for r, ti, tv in zip(sp_rows, np.split(all_idx, cuts), np.split(all_val, cuts), strict=True):
+            self._row_sparse[r] = (ti, tv)
+        self._has_sparse[sp_rows] = True
+        self._n_sparse += len(sp_rows)
+        terms, counts = np.unique(all_idx, return_counts=True)
+        for t, c in zip(terms.tolist(), counts.tolist(), strict=True):
+            self._df[t] = self._df.get(t, 0) + c
 
     def _grow(self, need: int) -> None:
         cap = len(self._alive)
@@ -591,7 +614,7 @@ def rrf(
 
 def _str_values(value: Any) -> tuple[str, ...]:
     """The values a keyword match compares with: the value, or a list's items (one level), strings only."""
-    items = value if isinstance(value, list | tuple) else [value]
+    items = value if isinstance(value, (list, tuple)) else [value]
     return tuple(v for v in items if isinstance(v, str))
 
 
