@@ -45,3 +45,11 @@ class StoreLockedError(KbError):
 
 class ModelLoadError(KbError):
     """A configured model could not be loaded."""
+
+
+class VlmError(KbError):
+    """The vision-language model failed to answer (HTTP error, timeout, malformed reply)."""
+
+
+class VlmUnavailableError(VlmError):
+    """No vision-language model is configured, or it cannot be reached or loaded."""

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     text_model: str = "intfloat/multilingual-e5-small"  # hub id, local folder, or "minilm-bundled"
     text_query_prompt: str | None = None  # None = automatic ("query: " for e5 models, else none)
     text_passage_prompt: str | None = None
+    text_window_words: int = Field(160, ge=0, description="passage window for the dense model; 0 = whole text")
+    text_window_stride: int = Field(120, ge=0)
     bm25: bool = True
     device: str = "auto"  # cuda | mps | cpu | auto
     embed_batch_size: int = Field(32, ge=1)
@@ -84,6 +86,26 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="RRF ranking constant: larger = flatter, more fusion")
     per_doc_quota: int = Field(0, ge=0, description="max hits per document; 0 = automatic (on for cross-document)")
     tenant: str = "default"
+
+    # Answering (VLM). "none" = retrieval only: `kb ask` prints the sources and says how to configure a VLM.
+    vlm_backend: Literal["none", "openai", "transformers"] = "none"
+    vlm_base_url: str = "http://localhost:8000/v1"  # OpenAI-compatible server (vLLM, SGLang, Ollama, LM Studio)
+    vlm_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"  # served model name, hub id or local folder
+    vlm_api_key: SecretStr | None = None
+    vlm_timeout: float = Field(120.0, gt=0, description="seconds to wait for the server's next bytes")
+    vlm_connect_timeout: float = Field(10.0, gt=0, description="seconds to wait for a connection")
+    vlm_retries: int = Field(2, ge=0, description="retries on connection errors, timeouts, 429 and 5xx")
+    vlm_max_images: int = Field(8, ge=1, description="images per request (vLLM --limit-mm-per-prompt)")
+    vlm_max_pixels: int = Field(812 * 1148, ge=28 * 28, description="w*h bound per image sent; larger are shrunk")
+    vlm_max_context_tokens: int = Field(32768, ge=512, description="the model's context window, prompt + answer")
+    vlm_max_new_tokens: int = Field(1024, ge=1, description="answer length bound (reserved in the budget)")
+    vlm_min_image_scale: float = Field(
+        0.75, gt=0.1, le=1.0, description="smallest side scale the budget may shrink an image to before dropping it"
+    )
+    vlm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    context_mode: Literal["image", "text", "image+text"] = "image"  # what each source gives the VLM
+    vlm_device: str = "auto"  # transformers backend: cuda | cpu | mps | auto
+    vlm_dtype: str = "auto"  # transformers backend: auto | bfloat16 | float16 | float32
 
     # Qdrant: embedded local mode under data_dir unless a URL is set
     qdrant_url: str | None = None
