@@ -44,9 +44,10 @@ class Prompt:
 class Citation:
     n: int
     hit: Hit
+    cited: bool = False  # the answer text cites [n]
 
     def to_json(self) -> dict[str, Any]:
-        return {"n": self.n, **self.hit.to_json()}
+        return {"n": self.n, "cited": self.cited, **self.hit.to_json()}
 
 
 @dataclass

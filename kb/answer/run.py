@@ -1,0 +1,165 @@
+"""Question → retrieved hits → budgeted prompt → VLM → Answer with citations, timings and token counts."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kb.answer.prompt import NOT_FOUND, build_prompt, cited_numbers, is_refusal, prompt_text_tokens
+from kb.answer.types import Answer, Answerer, Citation, ContextMode, Prompt, Usage
+from kb.errors import VlmUnavailableError
+from kb.hits import Hit
+from kb.settings import Settings
+
+if TYPE_CHECKING:
+    from kb.service import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+CONFIGURE_HINT = (
+    "configure a vision-language model: KB_VLM_BACKEND=openai with KB_VLM_BASE_URL (an OpenAI-compatible "
+    "server such as `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`, e.g. http://localhost:8000/v1) and KB_VLM_MODEL; "
+    "or KB_VLM_BACKEND=transformers with KB_VLM_MODEL (a hub id or local folder) to run it in-process"
+)
+
+
+def make_answerer(settings: Settings) -> Answerer | None:
+    """The configured backend, or None when answering is off (`vlm_backend = "none"`). Loads nothing yet."""
+    if settings.vlm_backend == "none":
+        return None
+    if settings.vlm_backend == "openai":
+        from kb.answer.openai_backend import OpenAIAnswerer
+
+        return OpenAIAnswerer(settings)
+    try:
+        mod = importlib.import_module("kb.answer.hf")
+        cls = mod.TransformersAnswerer
+    except (ImportError, AttributeError) as exc:
+        raise VlmUnavailableError(
+            f"the transformers answering backend is not available: {exc}",
+            "install the transformers extra, or use KB_VLM_BACKEND=openai with a served model",
+        ) from exc
+    answerer: Answerer = cls(
+        settings.vlm_model,
+        device=settings.vlm_device,
+        dtype=settings.vlm_dtype,
+        max_new_tokens=settings.vlm_max_new_tokens,
+    )
+    return answerer
+
+
+@dataclass
+class AskOptions:
+    k: int | None = None
+    doc_ids: Sequence[str] | None = None
+    tags: Sequence[str] | None = None
+    cross_document: bool | None = None  # None = automatic (comparison wording or several --doc)
+    mode: ContextMode | None = None  # None = settings.context_mode
+
+
+@dataclass
+class Prepared:
+    """Retrieval and prompt building done; ready to generate (or to show the sources without a VLM)."""
+
+    question: str
+    hits: list[Hit]
+    prompt: Prompt
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(kb: KnowledgeBase, question: str, opts: AskOptions | None = None) -> Prepared:
+    from kb.retrieve import SearchOptions, is_cross_document
+
+    opts = opts or AskOptions()
+    t0 = time.perf_counter()
+    hits = kb.search(
+        question,
+        SearchOptions(k=opts.k or kb.settings.top_k, doc_ids=opts.doc_ids, tags=opts.tags),
+    )
+    t1 = time.perf_counter()
+    cross = is_cross_document(question, opts.doc_ids) if opts.cross_document is None else opts.cross_document
+    cross = cross and len({h.doc for h in hits}) > 1
+    prompt = build_prompt(question, hits, kb.settings, kb.images, cross_document=cross, mode=opts.mode)
+    t2 = time.perf_counter()
+    return Prepared(question, hits, prompt, {"retrieve": t1 - t0, "prompt": t2 - t1})
+
+
+class AnswerStream:
+    """Iterate for the answer text as it arrives; `answer` holds the full Answer once iteration ends."""
+
+    def __init__(self, prep: Prepared, answerer: Answerer, settings: Settings) -> None:
+        self.prep = prep
+        self.answerer = answerer
+        self.settings = settings
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        t0 = time.perf_counter()
+        first: float | None = None
+        pieces: list[str] = []
+        if self.prep.prompt.sources:
+            for piece in self.answerer.stream(self.prep.prompt):
+                if first is None:
+                    first = time.perf_counter() - t0
+                pieces.append(piece)
+                yield piece
+        else:
+            pieces.append(NOT_FOUND)
+            yield NOT_FOUND
+        gen = time.perf_counter() - t0
+        timings = {"first_token": first if first is not None else gen, "generate": gen}
+        self.answer = finish(self.prep, self.answerer, self.settings, "".join(pieces), timings)
+
+
+def ask(
+    kb: KnowledgeBase, question: str, answerer: Answerer, opts: AskOptions | None = None, *, stream: bool = False
+) -> Answer | AnswerStream:
+    """Answer a question from the knowledge base: an Answer, or an AnswerStream to iterate."""
+    prep = prepare(kb, question, opts)
+    if stream:
+        return AnswerStream(prep, answerer, kb.settings)
+    return generate(prep, answerer, kb.settings)
+
+
+def generate(prep: Prepared, answerer: Answerer, settings: Settings) -> Answer:
+    t0 = time.perf_counter()
+    # nothing retrieved or nothing fits: never ask the model to answer without sources
+    text = answerer.generate(prep.prompt) if prep.prompt.sources else NOT_FOUND
+    return finish(prep, answerer, settings, text, {"generate": time.perf_counter() - t0})
+
+
+def finish(prep: Prepared, answerer: Answerer, settings: Settings, text: str, timings: dict[str, float]) -> Answer:
+    p = prep.prompt
+    by_n = {s.n: s for s in p.sources}
+    cited = [n for n in cited_numbers(text) if n in by_n]
+    unknown = [n for n in cited_numbers(text) if n not in by_n]
+    notes = list(p.notes)
+    if unknown:
+        notes.append(f"the answer cites {', '.join(f'[{n}]' for n in unknown)}, which no source has")
+    # citations: every numbered source the model saw, so each [n] in the text resolves; `cited` marks the used ones
+    citations = [Citation(s.n, s.hit, cited=s.n in cited) for s in p.sources]
+    raw = getattr(answerer, "last_usage", None) or {}
+    completion = int(raw.get("completion_tokens", raw.get("completion", 0)) or 0)
+    usage = Usage(
+        visual_tokens=p.visual_tokens,
+        text_tokens=prompt_text_tokens(p, settings),
+        completion_tokens=completion,
+        images_sent=sum(len(s.images) for s in p.sources),
+        images_dropped=sum(len(h.images) for h in p.dropped) if p.mode != "text" else 0,
+    )
+    all_t = {**prep.timings, **timings}
+    all_t["total"] = sum(v for k, v in all_t.items() if k != "first_token")
+    return Answer(
+        text=text,
+        citations=citations,
+        usage=usage,
+        timings=all_t,
+        backend=answerer.backend,
+        model=answerer.model,
+        found=not is_refusal(text),
+        notes=notes,
+    )
