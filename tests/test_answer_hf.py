@@ -206,3 +206,24 @@ def test_dtype_resolution() -> None:
     assert resolve_dtype("bf16", "cpu") == "bfloat16"
     with pytest.raises(ConfigError):
         resolve_dtype("int3", "cpu")
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error(tiny_vlm_dir: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ModelLoadError, match="CUDA is not available") as err:
+        TransformersAnswerer(str(tiny_vlm_dir), device="cuda").load()
+    assert "KB_VLM_DEVICE" in err.value.hint
+
+
+def test_missing_chat_template_is_a_clear_error(tiny_vlm_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "no_template"
+    shutil.copytree(tiny_vlm_dir, folder)
+    (folder / "chat_template.jinja").unlink()
+    vlm = TransformersAnswerer(str(folder), device="cpu")
+    with pytest.raises(ModelLoadError, match="chat template"):
+        vlm.build_inputs(_prompt("image", n_sources=1))
