@@ -323,7 +323,12 @@ def ask(
     if as_json:
         sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False, indent=1) + "\n")
         return
-    _print_sources([c.hit for c in answer.citations], answer.notes, cited={c.n for c in answer.citations if c.cited})
+    _print_sources(
+        [c.hit for c in answer.citations],
+        answer.notes,
+        cited={c.n for c in answer.citations if c.cited},
+        unsent=prep.prompt.dropped,
+    )
     u = answer.usage
     err.print(
         f"[dim]{answer.backend} · {answer.model} · {u.images_sent} image(s), {u.visual_tokens} visual + "
@@ -331,7 +336,7 @@ def ask(
     )
 
 
-def _print_sources(hits: list[Any], notes: list[str], *, cited: set[int]) -> None:
+def _print_sources(hits: list[Any], notes: list[str], *, cited: set[int], unsent: list[Any] | None = None) -> None:
     if not hits:
         out.print("No matching sections in the knowledge base.")
     else:
@@ -341,8 +346,10 @@ def _print_sources(hits: list[Any], notes: list[str], *, cited: set[int]) -> Non
         out.print(f"{mark}[bold]{escape(h.label(n))}[/]", highlight=False)
         for p in h.images:
             out.print(f"    [dim]{p}[/]", highlight=False)
+    for n, h in enumerate(unsent or [], len(hits) + 1):
+        out.print(f"[dim](not sent to the model) {escape(h.label(n))}[/]", highlight=False)
     for note in notes:
-        err.print(f"[yellow]note:[/] {note}")
+        err.print(f"[yellow]note:[/] {escape(note)}")
 
 
 @app.command("eval")

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -244,6 +245,17 @@ def test_make_answerer(tmp_path: Path) -> None:
     assert a is not None and a.backend == "openai" and a.model == "m"
 
 
+def test_make_answerer_transformers_is_lazy_and_missing_backend_is_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Settings(data_dir=tmp_path, vlm_backend="transformers", vlm_model=str(tmp_path / "no-model"))
+    a = make_answerer(s)  # nothing loads until the first answer
+    assert a is not None and a.backend == "transformers" and a.model == str(tmp_path / "no-model")
+    monkeypatch.setitem(sys.modules, "kb.answer.hf", None)
+    with pytest.raises(VlmUnavailableError, match="transformers answering backend is not available"):
+        make_answerer(s)
+
+
 def test_cli_ask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_env: dict[str, str], vlm: FakeVlm) -> None:
     monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "d"))
     for k, v in model_env.items():
@@ -296,6 +308,14 @@ def test_cli_ask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_env: dic
     assert js["usage"]["completion_tokens"] == 7
     assert {"retrieve", "prompt", "generate", "total"} <= set(js["timings"])
     assert vlm.requests[-1]["stream"] is False
+
+    # the image limit: lowest-ranked sources are not sent, and the output says so
+    monkeypatch.setenv("KB_VLM_MAX_IMAGES", "2")
+    res = runner.invoke(app, ["ask", q, "--k", "3", "--no-stream"])
+    assert res.exit_code == 0, res.output
+    assert sum(c["type"] == "image_url" for c in vlm.requests[-1]["messages"][1]["content"]) == 2
+    assert "(not sent to the model) [3] " in res.stdout and "at most 2 images" in res.output
+    monkeypatch.delenv("KB_VLM_MAX_IMAGES")
 
     # the model says it is not there: found is false
     vlm.reply = vlm.answer_with("I cannot find this in the knowledge base.")

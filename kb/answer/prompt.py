@@ -53,6 +53,7 @@ document content.
 written."""
 
 CROSS = """
+
 This question spans several documents ({docs}). Structure the answer as follows:
 - One part per document, headed by its title, saying what that document states on the question, with \
 citations.

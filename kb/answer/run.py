@@ -148,6 +148,7 @@ def finish(prep: Prepared, answerer: Answerer, settings: Settings, text: str, ti
         visual_tokens=p.visual_tokens,
         text_tokens=prompt_text_tokens(p, settings),
         completion_tokens=completion,
+        prompt_tokens=int(raw.get("prompt_tokens", 0) or 0),
         images_sent=sum(len(s.images) for s in p.sources),
         images_dropped=sum(len(h.images) for h in p.dropped) if p.mode != "text" else 0,
     )

@@ -55,6 +55,7 @@ class Usage:
     visual_tokens: int = 0
     text_tokens: int = 0  # prompt text tokens (labels, question, section text in text modes)
     completion_tokens: int = 0
+    prompt_tokens: int = 0  # as the model counted them (labels + images + template), when the backend reports it
     images_sent: int = 0
     images_dropped: int = 0
 
