@@ -114,14 +114,6 @@ def test_images_reach_model_in_rank_order_with_labels(answerer: TransformersAnsw
     assert answerer._count(inputs)["visual_tokens"] == int((grid.prod(dim=1) // 4).sum())
 
 
-def test_rank_order_follows_n_not_list_order(answerer: TransformersAnswerer) -> None:
-    prompt = _prompt("image")
-    prompt.sources.reverse()
-    text = _decoded(answerer, answerer.build_inputs(prompt))
-    positions = [text.index(f"[{n}] ") for n in range(1, 5)]
-    assert positions == sorted(positions)
-
-
 def test_several_images_per_source(answerer: TransformersAnswerer) -> None:
     prompt = _prompt("image", images_per_source=2, n_sources=3)
     inputs = answerer.build_inputs(prompt)
@@ -142,6 +134,7 @@ def test_text_mode_sends_no_images(answerer: TransformersAnswerer) -> None:
     for src in prompt.sources:
         assert src.label in text and f"Section text number {src.n}." in text
     assert text.index("Section text number 1.") < text.index(prompt.sources[1].label)
+    assert text.count("<source n=") == 4  # framed as data
 
 
 def test_image_plus_text_mode(answerer: TransformersAnswerer) -> None:
@@ -151,15 +144,19 @@ def test_image_plus_text_mode(answerer: TransformersAnswerer) -> None:
     assert text.count("<|vision_start|>") == 4
     vision = [i for i in range(len(text)) if text.startswith("<|vision_start|>", i)]
     for k, src in enumerate(prompt.sources):
-        assert text.index(src.label) < text.index(f"Section text number {src.n}.") < vision[k]
+        # label, then its image, then its section text framed as data (the layout every backend sends)
+        assert text.index(src.label) < vision[k] < text.index(f"<source n={src.n}>")
+        assert text.index(f"Section text number {src.n}.") < (vision[k + 1] if k + 1 < 4 else len(text))
 
 
 def test_build_messages_shape() -> None:
     msgs = build_messages(_prompt("image", n_sources=2))
     assert [m["role"] for m in msgs] == ["system", "user"]
     kinds = [p["type"] for p in msgs[1]["content"]]
-    assert kinds == ["text", "image", "text", "text", "image", "text", "text"]
-    assert msgs[1]["content"][-1]["text"] == "What does the handbook say about travel?"
+    assert kinds == ["text", "image", "text", "image", "text"]
+    assert msgs[1]["content"][0]["text"] == "[1] Handbook › Chapter › Part 1, p. 3\n"
+    assert msgs[1]["content"][-1]["text"] == "Question: What does the handbook say about travel?"
+    assert msgs[0]["content"][0]["text"].startswith("Answer only from")
 
 
 def test_generate_returns_string(answerer: TransformersAnswerer) -> None:
@@ -227,3 +224,42 @@ def test_missing_chat_template_is_a_clear_error(tiny_vlm_dir: Path, tmp_path: Pa
     vlm = TransformersAnswerer(str(folder), device="cpu")
     with pytest.raises(ModelLoadError, match="chat template"):
         vlm.build_inputs(_prompt("image", n_sources=1))
+
+
+def test_ask_flow_with_the_transformers_backend(tiny_vlm_dir: Path, tmp_path: Path) -> None:
+    """Settings → make_answerer → build_prompt (budget, labels) → this backend → Answer, streamed and not."""
+    from kb.answer.prompt import build_prompt
+    from kb.answer.run import AnswerStream, Prepared, generate, make_answerer
+    from kb.settings import Settings
+
+    hits = []
+    for i, (w, h) in enumerate(SIZES, start=1):
+        hit = _hit(i, f"Doc {i}", ["Part", f"Section {i}"], i)
+        hit.images = [tmp_path / f"img{i}.png"]
+        Image.new("RGB", (w * 2, h * 2), "white").save(hit.images[0])
+        hits.append(hit)
+    kw: dict[str, Any] = {
+        "data_dir": tmp_path / "d",
+        "vlm_backend": "transformers",
+        "vlm_model": str(tiny_vlm_dir),
+        "vlm_device": "cpu",
+        "vlm_max_new_tokens": 4,
+    }
+    settings = Settings(**kw)
+    answerer = make_answerer(settings)
+    assert isinstance(answerer, TransformersAnswerer) and answerer.max_new_tokens == 4
+    prompt = build_prompt("What is in section 2?", hits, settings)
+    assert len(prompt.sources) == 4
+    prep = Prepared("What is in section 2?", hits, prompt)
+
+    answer = generate(prep, answerer, settings)
+    assert answer.backend == "transformers" and answer.model == str(tiny_vlm_dir)
+    assert answer.usage.images_sent == 4 and 1 <= answer.usage.completion_tokens <= 4
+    assert [c.n for c in answer.citations] == [1, 2, 3, 4]
+    inputs = answerer.build_inputs(prompt)
+    assert inputs["image_grid_thw"].shape[0] == 4
+
+    stream = AnswerStream(prep, answerer, settings)
+    pieces = list(stream)
+    assert pieces and stream.answer is not None
+    assert stream.answer.text == "".join(pieces)

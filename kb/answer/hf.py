@@ -1,9 +1,10 @@
 """The in-process `transformers` backend: `AutoProcessor` + `AutoModelForImageTextToText` and the model's own
 chat template. A model id and a local folder take the same code path (`from_pretrained`).
 
-One user message carries, per source in rank order, a text part with the label (plus the section text in the
-"text" / "image+text" context modes) followed by that source's image(s) (none in "text" mode), and finally the
-question. The labels stay outside the images, as text the model reads next to each picture.
+One user message carries, per source in rank order, a text part with the label, then that source's image(s)
+(none in "text" mode) and/or its framed section text ("text" / "image+text" modes), and finally the question:
+`kb.answer.prompt.user_parts`, the layout every backend sends. The labels stay outside the images, as text the
+model reads next to each picture.
 """
 
 from __future__ import annotations
@@ -60,21 +61,18 @@ def _dtype_kwarg() -> str:
 
 
 def build_messages(prompt: Prompt) -> list[dict[str, Any]]:
-    """Chat messages in the processor's multimodal format; image parts carry the PIL images themselves."""
+    """Chat messages in the processor's multimodal format, from the same `user_parts` every backend sends
+    (per source: label, image(s) and/or framed section text; then the question). Image parts carry the PIL
+    images themselves; text parts end in a newline so labels, images and text do not run together."""
+    from kb.answer.prompt import user_parts
+
+    parts = user_parts(prompt)
     content: list[dict[str, Any]] = []
-    with_images = prompt.mode != "text"
-    with_text = prompt.mode in ("text", "image+text")
-    for src in sorted(prompt.sources, key=lambda s: s.n):
-        part = src.label
-        if with_text and src.text:
-            part += "\n" + src.text.strip()
-        content.append({"type": "text", "text": part + "\n"})
-        if with_images:
-            for img in src.images:
-                content.append({"type": "image", "image": img.convert("RGB") if img.mode != "RGB" else img})
-            if src.images:
-                content.append({"type": "text", "text": "\n"})
-    content.append({"type": "text", "text": prompt.question})
+    for i, part in enumerate(parts):
+        if isinstance(part, str):
+            content.append({"type": "text", "text": part if i == len(parts) - 1 else part + "\n"})
+        else:
+            content.append({"type": "image", "image": part if part.mode == "RGB" else part.convert("RGB")})
     messages: list[dict[str, Any]] = []
     if prompt.system:
         messages.append({"role": "system", "content": [{"type": "text", "text": prompt.system}]})
