@@ -148,7 +148,9 @@ class TransformersAnswerer:
                 model.eval()
             except Exception as exc:
                 hint = (
-                    "the folder must hold a saved image-text-to-text model (config.json, weights) and its "
+                    "not enough memory for this model: pick a smaller one, KB_VLM_DTYPE=bfloat16, or another device"
+                    if "out of memory" in str(exc).lower()
+                    else "the folder must hold a saved image-text-to-text model (config.json, weights) and its "
                     "processor (tokenizer, image processor, chat template)"
                     if local.is_dir()
                     else "check KB_VLM_MODEL; offline, download the model first (huggingface-cli download "
