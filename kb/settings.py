@@ -82,8 +82,10 @@ class Settings(BaseSettings):
     # Retrieval
     top_k: int = Field(8, ge=1, le=100)
     per_signal_limit: int = Field(50, ge=1, description="candidates each signal contributes to fusion")
-    signal_weights: dict[str, float] = Field(default_factory=lambda: {"image": 1.0, "text": 1.0, "bm25": 1.0})
-    rrf_k: int = Field(60, ge=1, description="RRF ranking constant: larger = flatter, more fusion")
+    # CLIP reads dense text poorly (published visual-document-retrieval results), so the image signal
+    # gets half weight by default; `kb eval` measures each signal so users can re-tune with real weights.
+    signal_weights: dict[str, float] = Field(default_factory=lambda: {"image": 0.5, "text": 1.0, "bm25": 1.0})
+    rrf_k: int = Field(2, ge=1, description="RRF ranking constant (Qdrant default 2; larger = flatter fusion)")
     per_doc_quota: int = Field(0, ge=0, description="max hits per document; 0 = automatic (on for cross-document)")
     tenant: str = "default"
 

@@ -76,3 +76,21 @@ def test_bm25_cjk_bigrams_match_inside_unsegmented_text() -> None:
     (doc,) = e.embed_passages(["コマンドラインからの aptitude の使い方"])
     (q,) = e.embed_queries(["コマンドライン"])
     assert set(q.indices) <= set(doc.indices)
+
+
+def test_long_passages_are_embedded_by_windows() -> None:
+    from kb.embed.dense import word_windows
+
+    text = " ".join(f"w{i}" for i in range(500))
+    wins = word_windows(text, 160, 120)
+    assert [len(w.split()) for w in wins] == [160, 160, 160, 140]
+    assert wins[-1].split()[-1] == "w499"
+    assert word_windows("short text", 160, 120) == ["short text"]
+    jp = word_windows("あ" * 300, 160, 120)
+    assert [len(w) for w in jp] == [160, 160, 60]
+    plain = SentenceEmbedder("minilm-bundled", device="cpu")
+    win = SentenceEmbedder("minilm-bundled", device="cpu", window_words=40, window_stride=30)
+    assert win.model_id != plain.model_id and "win=40/30" in win.model_id
+    tail_fact = "filler words about nothing in particular " * 70 + "vacuum reclaims storage occupied by dead tuples"
+    q = plain.embed_queries(["what reclaims storage of dead tuples"])[0]
+    assert float(win.embed_passages([tail_fact])[0] @ q) > float(plain.embed_passages([tail_fact])[0] @ q)

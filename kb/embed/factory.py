@@ -61,6 +61,8 @@ def build_embedders(settings: Settings) -> Embedders:
             passage_prompt=pp,
             device=settings.device,
             batch_size=settings.embed_batch_size,
+            window_words=settings.text_window_words,
+            window_stride=settings.text_window_stride,
         )
     bm25 = Bm25Embedder() if settings.bm25 else None
     if not (clip or text or bm25):
