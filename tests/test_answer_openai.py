@@ -139,6 +139,7 @@ def test_request_shape_and_streaming(tmp_path: Path, vlm: FakeVlm) -> None:
     assert a.last_usage["completion_tokens"] == 7
     (body,) = vlm.requests
     assert body["model"] == MODEL and body["stream"] is True and body["max_tokens"] == s.vlm_max_new_tokens
+    assert body["stream_options"] == {"include_usage": True}
     assert vlm.headers[0]["Authorization"] == "Bearer sk-test"
     system, user = body["messages"]
     assert system["role"] == "system" and "cannot find this in the knowledge base" in system["content"]
@@ -198,6 +199,17 @@ def test_5xx_then_success(tmp_path: Path, vlm: FakeVlm) -> None:
     vlm.reply = lambda body: (502, "text/plain", b"bad gateway") if len(vlm.requests) == 1 else ok(body)
     s = settings(tmp_path, vlm.url, vlm_retries=1)
     assert "300 ms" in "".join(answerer(s).stream(three_source_prompt(tmp_path, s)))
+
+
+def test_server_that_refuses_stream_options(tmp_path: Path, vlm: FakeVlm) -> None:
+    ok = vlm.reply
+    refuse = (400, "application/json", b'{"error": "Unrecognized request argument: stream_options"}')
+    vlm.reply = lambda body: refuse if "stream_options" in body else ok(body)
+    s = settings(tmp_path, vlm.url)
+    a = answerer(s)
+    assert "300 ms" in "".join(a.stream(three_source_prompt(tmp_path, s)))
+    assert "".join(a.stream(three_source_prompt(tmp_path, s)))
+    assert ["stream_options" in b for b in vlm.requests] == [True, False, False]
 
 
 def test_4xx_is_not_retried_and_says_what_to_check(tmp_path: Path, vlm: FakeVlm) -> None:

@@ -79,6 +79,7 @@ class OpenAIAnswerer:
         )
         self.last_usage: dict[str, int] = {}
         self.backoff = 0.5
+        self.stream_usage = True  # turned off for servers that refuse `stream_options`
 
     @property
     def url(self) -> str:
@@ -95,6 +96,8 @@ class OpenAIAnswerer:
             "temperature": self.temperature,
             "stream": stream,
         }
+        if stream and self.stream_usage:
+            body["stream_options"] = {"include_usage": True}  # token counts in the last event
         return body
 
     # -- the Answerer protocol ---------------------------------------------------------------------
@@ -158,6 +161,11 @@ class OpenAIAnswerer:
                     f"the VLM server answered HTTP {resp.status_code}: {_short(resp.text)}",
                     _status_hint(resp.status_code),
                 )
+                if resp.status_code == 400 and "stream_options" in body and "stream_options" in resp.text:
+                    log.info("the VLM server refuses stream_options; streaming without usage counts")
+                    self.stream_usage = False
+                    body = {k: v for k, v in body.items() if k != "stream_options"}
+                    continue
                 if resp.status_code not in _RETRY_STATUS:
                     raise err
             if attempt >= self.retries:
