@@ -296,7 +296,66 @@ def run_eval(
                     "rank": first_hit_rank(q, chunks),
                     "hits": [{"doc": c.doc, "text": c.text} for c in chunks],
                 }
+        extra.update(answer_metrics(kb, scratch, questions, per_q, log))
     return EvalResult(reports, list(per_q.values()), extra)
+
+
+def answer_metrics(
+    kb: Any,
+    settings: Settings,
+    questions: Sequence[Question],
+    per_q: dict[str, dict[str, Any]],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Always: the evidence-in-context rate (evidence that reaches the VLM after the token budget).
+    With a VLM configured: must_include accuracy, unanswerable handled, false refusals, cited evidence."""
+    from kb.answer.run import generate, make_answerer, prepare
+
+    answerer = make_answerer(settings)
+    answerable = [q for q in questions if q.evidence]
+    in_ctx = correct = cited_ok = false_refusals = 0
+    unans_ok = 0
+    unanswerable = [q for q in questions if not q.evidence]
+    for q in questions:
+        prep = prepare(kb, q.question)
+        sent = [s.hit for s in prep.prompt.sources]
+        row = per_q.setdefault(q.id, {"id": q.id, "type": q.type, "question": q.question, "signals": {}})
+        if q.evidence:
+            ok = first_hit_rank(q, hit_chunks(sent)) is not None
+            in_ctx += ok
+            row["evidence_in_context"] = ok
+        if answerer is None:
+            continue
+        ans = generate(prep, answerer, settings)
+        row["answer"] = ans.text
+        row["found"] = ans.found
+        if q.evidence:
+            good = all(norm(m) in norm(ans.text) for m in q.must_include)
+            correct += good
+            false_refusals += not ans.found
+            cited = [c.hit for c in ans.citations if getattr(c, "cited", True)]
+            cites_evidence = first_hit_rank(q, hit_chunks(cited)) is not None
+            cited_ok += cites_evidence
+            row.update(correct=good, cites_evidence=cites_evidence)
+        else:
+            unans_ok += not ans.found
+            row["correct"] = not ans.found
+    out: dict[str, Any] = {
+        "evidence_in_context_rate": round(in_ctx / len(answerable), 3) if answerable else 0.0,
+    }
+    if answerer is None:
+        out["answers"] = "no VLM configured (KB_VLM_BACKEND=none): answer metrics skipped"
+    else:
+        n = len(answerable) or 1
+        out.update(
+            vlm=f"{answerer.backend}:{answerer.model}",
+            answer_accuracy_must_include=round(correct / n, 3),
+            unanswerable_handled=f"{unans_ok}/{len(unanswerable)}",
+            false_refusal_rate=round(false_refusals / n, 3),
+            citations_cover_evidence=round(cited_ok / n, 3),
+        )
+    log(f"evidence in context: {out['evidence_in_context_rate']}")
+    return out
 
 
 def eval_json(res: EvalResult, ks: Sequence[int]) -> dict[str, Any]:

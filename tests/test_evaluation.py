@@ -67,3 +67,60 @@ def test_run_eval_on_examples(tmp_path: Path, model_env: dict[str, str]) -> None
     q2 = next(q for q in js["questions"] if q["id"] == "e2")
     assert q2["signals"]["fused"]["hits"][0].keys() >= {"doc", "section", "text", "scores", "images"}
     assert "| fused |" in markdown(res.reports, [1, 3, 5], res.extra)
+
+
+def test_answer_metrics_with_an_openai_compatible_server(tmp_path: Path, model_env: dict[str, str]) -> None:
+    from tests.test_answer_openai import FakeVlm
+
+    vlm = FakeVlm()
+    answers = {
+        "latency": "v1 requires below 200 ms [1].",
+        "retained": "v1 keeps records 7 years [1], v2 keeps them 10 years [2].",
+        "CEO": "I cannot find this in the knowledge base.",
+    }
+
+    def reply(body: dict[str, object]) -> tuple[int, str, bytes]:
+        blob = json.dumps(body["messages"])
+        text = next(v for k, v in answers.items() if k in blob.rsplit("Question:", 1)[-1])
+        return FakeVlm.answer_with(text)(body)  # type: ignore[arg-type]
+
+    vlm.reply = reply
+    qs = tmp_path / "q.jsonl"
+    rows = [
+        {
+            "id": "e1",
+            "type": "spec",
+            "question": "What p99 latency does v1 require?",
+            "must_include": ["200 ms"],
+            "evidence": [{"doc": "payments-api-spec-v1.html", "page": 1, "quote": "MUST be below 200 ms"}],
+        },
+        {
+            "id": "e2",
+            "type": "cross",
+            "question": "How long are payment records retained in v1 and v2?",
+            "must_include": ["7 years", "10 years"],
+            "evidence": [
+                {"doc": "payments-api-spec-v1.html", "page": 1, "quote": "retained for 7 years"},
+                {"doc": "payments-api-spec-v2.txt", "page": 1, "quote": "retained for 10 years"},
+            ],
+        },
+        {"id": "e3", "type": "unanswerable", "question": "Who is the CEO?", "evidence": []},
+    ]
+    qs.write_text("\n".join(json.dumps(r) for r in rows))
+    settings = Settings(
+        **{k[3:].lower(): v for k, v in model_env.items()},
+        vlm_backend="openai",
+        vlm_base_url=vlm.url,
+        vlm_model="tiny",
+        vlm_retries=0,
+    )
+    try:
+        res = run_eval(settings, qs, EXAMPLES, ks=[1, 5], signals=["bm25"], baseline=False, store=tmp_path / "s")
+    finally:
+        vlm.close()
+    x = res.extra
+    assert x["evidence_in_context_rate"] == 1.0
+    assert x["answer_accuracy_must_include"] == 1.0
+    assert x["unanswerable_handled"] == "1/1" and x["false_refusal_rate"] == 0.0
+    assert x["citations_cover_evidence"] > 0
+    assert len(vlm.requests) == 3
