@@ -39,6 +39,11 @@ def is_admonition(text: str) -> bool:
 class _Group:
     path: tuple[str, ...]
     blocks: list[Block] = field(default_factory=list)
+    members: list[tuple[str, ...]] = field(default_factory=list)  # original paths merged in
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            self.members = [self.path]
 
     @property
     def content_chars(self) -> int:
@@ -122,8 +127,16 @@ def _merge_tiny(groups: list[_Group], min_chars: int) -> list[_Group]:
             if j is None:
                 continue
             first, second = (g, groups[j]) if j > i else (groups[j], g)
+            members = first.members + second.members
             path = _merged_path(first.path, second.path, tail=j < i)
-            merged = _Group(path, first.blocks + second.blocks)
+            if len(members) > 2:
+                # Several sections in one: only the shared ancestry is true of all of them
+                # (the sub-headings stay visible as heading blocks in the image and text).
+                common = members[0]
+                for m in members[1:]:
+                    common = _common_prefix(common, m)
+                path = common or path[:1]
+            merged = _Group(path, first.blocks + second.blocks, members)
             lo = min(i, j)
             groups[lo : lo + 2] = [merged]
             changed = True

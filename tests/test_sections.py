@@ -129,3 +129,21 @@ def test_default_min_chars_packs_fuller_sections() -> None:
     parsed = doc(H("A", 1), P(), H("B", 2), P(), H("C", 2), P())
     assert MIN_CHARS == 1500
     assert len(build_sections("d", parsed)) < len(build_sections("d", parsed, min_chars=SMALL))
+
+
+def test_many_small_sections_merged_keep_only_the_shared_path() -> None:
+    parsed = doc(
+        H("Spec v1", 1),
+        P("Intro."),
+        H("1. Scope", 2),
+        P("Scope text."),
+        H("2. Performance", 2),
+        P("p99 below 200 ms."),
+        H("3. Retention", 2),
+        P("Seven years."),
+        H("3.1 Deletion", 3),
+        P("30 days."),
+    )
+    (sec,) = build_sections("d", parsed)
+    assert sec.heading_path == ("Spec v1",)  # not the last child's "3.1 Deletion"
+    assert [b.text for b in sec.blocks if b.kind == "heading"][-1] == "3.1 Deletion"
