@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     vlm_device: str = "auto"  # transformers backend: cuda | cpu | mps | auto
     vlm_dtype: str = "auto"  # transformers backend: auto | bfloat16 | float16 | float32
 
+    # UI (`kb ui`). Unset admin token = admin page disabled; unset reader token = chat page open.
+    ui_admin_token: SecretStr | None = None
+    ui_reader_token: SecretStr | None = None
+
     # Qdrant: embedded local mode under data_dir unless a URL is set
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
