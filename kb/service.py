@@ -179,6 +179,17 @@ class KnowledgeBase:
             self.images.remove(set(rec.image_keys) - self.catalog.referenced_images())
         return rec
 
+    def set_tags(self, doc_id: str, tags: Sequence[str]) -> DocumentRecord:
+        """Replace a document's tags, on its manifest and its indexed points (for tag filters)."""
+        clean = sorted({t.strip() for t in tags if t.strip()})
+        with writer_lock(self.settings.data_dir):
+            rec = self.catalog.require(doc_id)
+            rec.tags = clean
+            if any(s.point_id for s in rec.sections):
+                self.indexer().set_tags(rec)
+            self.catalog.put(rec)
+        return rec
+
     def reindex(self, *, on_file: Callable[[str, int, int], None] | None = None) -> int:
         """Rebuild the collection with the configured models from the stored images and texts."""
         from PIL import Image

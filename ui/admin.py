@@ -1,0 +1,403 @@
+"""The admin page: sign in with the admin token, upload and ingest files, manage documents, corpus stats.
+
+`render_admin(kb)` draws the page; `handle_uploads` is the upload logic without Streamlit, so it
+can be tested (and reused) on its own. Uploaded files are kept under `<data_dir>/uploads/<batch>/`
+while they are the source of a document, so "re-ingest" works for them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import unicodedata
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from kb.errors import FileTooLargeError, KbError
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestResult
+    from kb.catalog import DocumentRecord
+    from kb.service import KnowledgeBase
+    from kb.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UPLOAD_TYPES = ["pdf", "docx", "md", "html", "htm", "txt", "pptx"]
+UPLOADS_DIR = "uploads"
+_STAGES = {
+    "parse": (0.1, "parsing"),
+    "section": (0.25, "sectioning"),
+    "render": (0.4, "rendering glyph images"),
+    "store": (0.6, "storing images"),
+    "index": (0.75, "embedding and indexing"),
+    "done": (1.0, "done"),
+}
+_AUTH_KEY = "admin_auth"
+_FLASH_KEY = "admin_flash"
+_RESULTS_KEY = "admin_upload_results"
+_UPLOADER_GEN = "admin_uploader_gen"
+
+
+# -- auth ------------------------------------------------------------------------------------------
+def admin_token(settings: Settings) -> str | None:
+    secret = getattr(settings, "ui_admin_token", None)
+    value = secret.get_secret_value() if secret is not None else None
+    return value or None
+
+
+def token_ok(settings: Settings, given: str) -> bool:
+    expected = admin_token(settings)
+    return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# -- uploads (no Streamlit) ------------------------------------------------------------------------
+def safe_upload_name(name: str) -> str:
+    """The base name only (no folders, no `..`, no hidden files, no control characters), bounded."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".").strip()
+    if len(name) > 150:
+        stem, dot, ext = name.rpartition(".")
+        name = f"{stem[: 140 - len(ext)]}{dot}{ext}" if dot and len(ext) <= 8 else name[:150]
+    return name or "upload"
+
+
+def parse_tags(text: str) -> list[str]:
+    return sorted({t.strip() for t in text.replace(";", ",").split(",") if t.strip()})
+
+
+def uploads_root(settings: Settings) -> Path:
+    return settings.data_dir / UPLOADS_DIR
+
+
+def _is_upload(settings: Settings, path: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(uploads_root(settings).resolve())
+    except OSError:
+        return False
+
+
+def _drop_upload(settings: Settings, path: Path) -> None:
+    """Remove a stored upload (and its batch folder once empty); never anything outside uploads/."""
+    if not _is_upload(settings, path):
+        return
+    path.unlink(missing_ok=True)
+    parent = path.parent
+    if parent.resolve() != uploads_root(settings).resolve() and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+
+
+def handle_uploads(
+    kb: KnowledgeBase,
+    files: Sequence[tuple[str, bytes]],
+    tags: Sequence[str] | None = None,
+    *,
+    on_file: Callable[[str, int, int], None] | None = None,
+    on_stage: Callable[[str, str], None] | None = None,
+) -> list[IngestResult]:
+    """Save uploads (sanitised names, size-checked first) in a fresh batch folder and ingest them one by one.
+
+    One result per upload, in order: ingested, unchanged or failed with the reason. A failing file never
+    stops the others; the service writes a document's manifest last, so a failure leaves no half document."""
+    from ingest.pipeline import IngestResult
+
+    settings = kb.settings
+    limit = settings.max_file_mb * 1024 * 1024
+    batch = uploads_root(settings) / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    results: list[IngestResult] = []
+    seen: set[str] = set()
+    tag_list = sorted({t.strip() for t in tags or [] if t.strip()})
+    for i, (raw_name, data) in enumerate(files):
+        name = safe_upload_name(raw_name)
+        if on_file:
+            on_file(name, i, len(files))
+        if len(data) > limit:
+            err = FileTooLargeError(
+                f"{name} is {len(data) / 1e6:.1f} MB, over the {settings.max_file_mb:g} MB limit",
+                "split the file or raise KB_MAX_FILE_MB",
+            )
+            results.append(IngestResult(path=Path(name), status="failed", error=str(err)))
+            continue
+        if name.casefold() in seen:
+            results.append(IngestResult(path=Path(name), status="failed", error=f"{name} appears twice in this upload"))
+            continue
+        seen.add(name.casefold())
+        batch.mkdir(parents=True, exist_ok=True)
+        dest = batch / name
+        if dest.resolve().parent != batch.resolve():  # belt and braces: never write outside the batch
+            results.append(IngestResult(path=Path(name), status="failed", error=f"unsafe file name {raw_name!r}"))
+            continue
+        dest.write_bytes(data)
+        results.append(_ingest_one(kb, dest, tag_list, on_stage))
+    if batch.is_dir() and not any(batch.iterdir()):
+        batch.rmdir()
+    return results
+
+
+def _ingest_one(
+    kb: KnowledgeBase, path: Path, tags: list[str], on_stage: Callable[[str, str], None] | None
+) -> IngestResult:
+    from ingest.pipeline import IngestResult
+    from kb.catalog import doc_id_for
+
+    settings = kb.settings
+    doc_id = doc_id_for(path)
+    old = kb.catalog.get(doc_id)
+    stage_cb = (lambda p, s: on_stage(p.name, s)) if on_stage else None
+    try:
+        (result,) = kb.ingest([path], tags=tags or None, on_stage=stage_cb)
+    except KbError as exc:  # e.g. another process holds the store
+        result = IngestResult(path=path, status="failed", error=str(exc))
+    except Exception as exc:  # a parser bug on one file must not stop the batch
+        log.exception("ingest of %s failed", path)
+        result = IngestResult(path=path, status="failed", error=f"internal error: {type(exc).__name__}: {exc}")
+    new = kb.catalog.get(doc_id)
+    if new is None or Path(new.source_path) != path.resolve():
+        _drop_upload(settings, path)  # failed, unchanged: the stored document keeps its own source
+    elif old is not None and Path(old.source_path) != path.resolve():
+        _drop_upload(settings, Path(old.source_path))  # replaced by this upload
+    return result
+
+
+# -- actions (callbacks: they run before the page redraws, so tables are current) ---------------------
+def _flash(kind: str, text: str) -> None:
+    st.session_state[_FLASH_KEY] = (kind, text)
+
+
+def _delete(kb: KnowledgeBase, doc_id: str) -> None:
+    try:
+        rec = kb.delete(doc_id)
+    except KbError as exc:
+        _flash("error", f"Could not delete {doc_id}: {exc}")
+        return
+    _drop_upload(kb.settings, Path(rec.source_path))
+    _flash("success", f"Deleted **{rec.title}** ({rec.source_name}).")
+
+
+def _reingest(kb: KnowledgeBase, doc_id: str) -> None:
+    rec = kb.catalog.get(doc_id)
+    if rec is None:
+        _flash("error", f"No document {doc_id} any more.")
+        return
+    src = Path(rec.source_path)
+    if not src.is_file():
+        _flash("warning", f"The source file `{src}` no longer exists, so it cannot be re-ingested. Upload it again.")
+        return
+    try:
+        (result,) = kb.ingest([src])
+    except KbError as exc:
+        _flash("error", f"Re-ingest of {rec.source_name} failed: {exc}")
+        return
+    _flash(*_result_message(result))
+
+
+def _save_tags(kb: KnowledgeBase, doc_id: str, key: str) -> None:
+    try:
+        rec = kb.set_tags(doc_id, parse_tags(st.session_state.get(key, "")))
+    except KbError as exc:
+        _flash("error", f"Could not save tags: {exc}")
+        return
+    _flash("success", f"Tags of **{rec.title}**: {', '.join(rec.tags) or '(none)'}")
+
+
+def _sign_in(settings: Settings) -> None:
+    given = st.session_state.get("admin_token_input", "")
+    if token_ok(settings, given):
+        st.session_state[_AUTH_KEY] = _digest(given)
+        st.session_state["admin_token_input"] = ""
+        st.session_state.pop("admin_login_error", None)
+    else:
+        st.session_state["admin_login_error"] = True
+
+
+def _sign_out() -> None:
+    st.session_state.pop(_AUTH_KEY, None)
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def _result_message(r: IngestResult) -> tuple[str, str]:
+    name = r.path.name
+    if r.status == "ingested":
+        return "success", f"**{name}** — ingested: {r.sections} sections, {r.images} images"
+    if r.status == "unchanged":
+        return "info", f"**{name}** — unchanged (already current)"
+    return "error", f"**{name}** — failed: {r.error}"
+
+
+def _show(kind: str, text: str) -> None:
+    {"success": st.success, "info": st.info, "warning": st.warning}.get(kind, st.error)(text)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _authorised(settings: Settings) -> bool:
+    expected = admin_token(settings)
+    if expected is None:
+        st.warning(
+            "The admin page is disabled: no admin token is configured. "
+            "Set `KB_UI_ADMIN_TOKEN` (or `ui_admin_token` in kb.toml) and restart `kb ui`."
+        )
+        return False
+    got = st.session_state.get(_AUTH_KEY)
+    if got and hmac.compare_digest(got, _digest(expected)):
+        return True
+    st.text_input("Admin token", type="password", key="admin_token_input")
+    st.button("Sign in", key="admin_sign_in", on_click=_sign_in, args=(settings,), type="primary")
+    if st.session_state.get("admin_login_error"):
+        st.error("Wrong admin token.")
+    return False
+
+
+def render_admin(kb: KnowledgeBase) -> None:
+    st.header("Admin")
+    if not _authorised(kb.settings):
+        return
+    st.button("Sign out", key="admin_sign_out", on_click=_sign_out)
+    stats_box = st.container()  # filled last, so it counts this run's uploads and deletes
+    _render_upload(kb)
+    _render_documents(kb)
+    with stats_box:
+        _render_stats(kb)
+
+
+def _render_stats(kb: KnowledgeBase) -> None:
+    s = kb.stats()
+    st.subheader("Corpus")
+    cols = st.columns(5)
+    cols[0].metric("Documents", s.documents)
+    cols[1].metric("Sections", s.sections)
+    cols[2].metric("Images", s.images)
+    cols[3].metric("Store size", _human_bytes(s.image_bytes), help="glyph images on disk")
+    cols[4].metric(
+        "Compression",
+        f"{s.compression:.2f}×" if s.visual_tokens else "—",
+        help=f"text tokens ÷ visual tokens ({s.text_tokens:,} ÷ {s.visual_tokens:,})",
+    )
+
+
+def _render_upload(kb: KnowledgeBase) -> None:
+    st.subheader("Upload")
+    gen = st.session_state.setdefault(_UPLOADER_GEN, 0)
+    uploads = st.file_uploader(
+        f"Documents (up to {kb.settings.max_file_mb:g} MB each)",
+        type=UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key=f"admin_uploader_{gen}",
+    )
+    tags_text = st.text_input("Tags for this upload (comma-separated, optional)", key="admin_upload_tags")
+    if st.button("Ingest", key="admin_ingest", type="primary", disabled=not uploads):
+        files = [(u.name, u.getvalue()) for u in uploads or []]
+        bar = st.progress(0.0, text="starting")
+        current = {"i": 0, "n": len(files)}
+
+        def on_file(name: str, i: int, n: int) -> None:
+            current["i"] = i
+            bar.progress(i / n, text=f"{name} ({i + 1}/{n}): queued")
+
+        def on_stage(name: str, stage: str) -> None:
+            frac, label = _STAGES.get(stage, (0.0, stage))
+            i, n = current["i"], current["n"]
+            bar.progress(min(1.0, (i + frac) / n), text=f"{name} ({i + 1}/{n}): {label}")
+
+        results = handle_uploads(kb, files, parse_tags(tags_text), on_file=on_file, on_stage=on_stage)
+        bar.progress(1.0, text=f"done: {len(results)} file(s)")
+        st.session_state[_RESULTS_KEY] = [_result_message(r) for r in results]
+        st.session_state[_UPLOADER_GEN] = gen + 1  # an empty uploader on the next run
+    for kind, text in st.session_state.get(_RESULTS_KEY, []):
+        _show(kind, text)
+
+
+def _doc_label(rec: DocumentRecord) -> str:
+    return f"{rec.title} — {rec.source_name}" if rec.title != rec.source_name else rec.source_name
+
+
+def _render_documents(kb: KnowledgeBase) -> None:
+    st.subheader("Documents")
+    flash = st.session_state.pop(_FLASH_KEY, None)
+    if flash:
+        _show(*flash)
+    docs = kb.documents()
+    if not docs:
+        st.info("No documents yet. Upload some above.")
+        return
+    rows: list[dict[str, Any]] = [
+        {
+            "title": d.title,
+            "file": d.source_name,
+            "format": d.format,
+            "pages": d.pages,
+            "sections": len(d.sections),
+            "images": len(d.image_keys),
+            "ingested": d.ingested_at,
+            "tags": ", ".join(d.tags),
+        }
+        for d in docs
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+    by_id = {d.doc_id: d for d in docs}
+    doc_id = st.selectbox("Document", list(by_id), format_func=lambda i: _doc_label(by_id[i]), key="admin_doc")
+    if doc_id is None:
+        return
+    rec = by_id[doc_id]
+    st.caption(f"id `{rec.doc_id}` · source `{rec.source_path}` · {rec.file_bytes / 1e6:.2f} MB")
+
+    c1, c2, c3 = st.columns([2, 1, 1])
+    tags_key = f"admin_tags_{doc_id}"
+    if tags_key not in st.session_state:
+        st.session_state[tags_key] = ", ".join(rec.tags)
+    with c1:
+        st.text_input("Tags (comma-separated)", key=tags_key)
+        st.button("Save tags", key="admin_save_tags", on_click=_save_tags, args=(kb, doc_id, tags_key))
+    with c2:
+        st.button(
+            "Re-ingest",
+            key="admin_reingest",
+            on_click=_reingest,
+            args=(kb, doc_id),
+            help="re-read the source file; unchanged files are a no-op",
+        )
+    with c3:
+        sure = st.checkbox("Confirm delete", key=f"admin_confirm_delete_{doc_id}")
+        st.button("Delete", key="admin_delete", on_click=_delete, args=(kb, doc_id), disabled=not sure)
+
+    _render_preview(kb, rec)
+
+
+def _render_preview(kb: KnowledgeBase, rec: DocumentRecord) -> None:
+    st.markdown("**Glyph images**")
+    pages = [(s, img) for s in rec.sections for img in s.images]
+    if not pages:
+        st.info("This document has no images.")
+        return
+    i = 0
+    if len(pages) > 1:
+        i = st.slider("Image", 1, len(pages), 1, key=f"admin_preview_{rec.doc_id}") - 1
+    sec, img = pages[i]
+    where = ""
+    if sec.page_start is not None:
+        end = sec.page_end if sec.page_end not in (None, sec.page_start) else None
+        where = f" · p. {sec.page_start}" + (f"–{end}" if end else "")
+    part = f" (part {sec.part}/{sec.parts})" if sec.parts > 1 else ""
+    caption = f"{i + 1}/{len(pages)} · {' › '.join(sec.heading_path) or rec.title}{part}{where}"
+    path = kb.images.path(img.key)
+    if path.is_file():
+        st.image(str(path), caption=caption)
+    else:
+        st.warning(f"Image {img.key} is missing from the store (run `kb gc` / re-ingest). {caption}")
