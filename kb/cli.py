@@ -408,6 +408,46 @@ def gc(config: ConfigOpt = None) -> None:
     out.print(f"removed {n} unreferenced image(s)")
 
 
+@app.command()
+def ui(
+    host: Annotated[
+        str, typer.Option("--host", help="address to bind (0.0.0.0 exposes it on the network)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8501,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the Streamlit app (chat and admin). It owns the embedded store while it runs."""
+    import os
+    import signal
+    import subprocess
+
+    app_file = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    if not app_file.is_file():
+        err.print(f"[bold red]error:[/] the UI is not installed ({app_file} is missing)")
+        raise typer.Exit(2)
+    _run(lambda: _settings(config))  # a bad config fails here, clearly, not in the browser
+    env = dict(os.environ)
+    if config is not None:
+        env["KB_CONFIG"] = str(config.resolve())
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(app_file),
+        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    err.print(f"Glyph KB UI on http://{host}:{port}  (Ctrl+C to stop)")
+    child = subprocess.Popen(cmd, env=env)
+
+    def forward(signum: int, _frame: object) -> None:  # stopping `kb ui` stops the server it started
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        code = child.wait()
+    except KeyboardInterrupt:  # the terminal sent SIGINT to both; let streamlit shut down
+        code = child.wait()
+    raise typer.Exit(code if code >= 0 else 128 - code)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -1,0 +1,142 @@
+"""The Streamlit chat page driven by AppTest: a real store of the example docs, tiny models, an in-test VLM server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kb.service import KnowledgeBase
+from kb.settings import Settings
+from tests.test_answer_openai import MODEL, FakeVlm, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "ui" / "app.py")
+EXAMPLES = ROOT / "examples" / "docs"
+Q = "How fast must POST /payments answer at p99?"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, model_env: dict[str, str], shared_embedders: object) -> Path:
+    """A data dir with the example documents ingested (once for the module)."""
+    data = tmp_path_factory.mktemp("ui") / "data"
+    s = Settings(data_dir=data, **{k[3:].lower(): v for k, v in model_env.items()})
+    with KnowledgeBase(s, embedders=shared_embedders) as kb:  # type: ignore[arg-type]
+        results = kb.ingest([EXAMPLES])
+    assert all(r.status != "failed" for r in results), results
+    return data
+
+
+@pytest.fixture()
+def env(monkeypatch: pytest.MonkeyPatch, model_env: dict[str, str], store: Path) -> Iterator[pytest.MonkeyPatch]:
+    from ui import state
+
+    for k, v in model_env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("KB_DATA_DIR", str(store))
+    monkeypatch.setenv("KB_VLM_RETRIES", "0")
+    monkeypatch.setenv("KB_VLM_TIMEOUT", "10")
+    monkeypatch.delenv("KB_CONFIG", raising=False)
+    monkeypatch.chdir(store.parent)  # no stray ./kb.toml
+    yield monkeypatch
+    state.reset()
+
+
+@pytest.fixture()
+def vlm() -> Iterator[FakeVlm]:
+    f = FakeVlm()
+    yield f
+    f.close()
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question)
+    return at.run(timeout=120)
+
+
+def started() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def images(at: AppTest) -> list[str]:
+    return [u for img in at.get("image") for u in img.value]
+
+
+def test_question_answered_with_sources_and_images(env: pytest.MonkeyPatch, vlm: FakeVlm) -> None:
+    env.setenv("KB_VLM_BACKEND", "openai")
+    env.setenv("KB_VLM_BASE_URL", vlm.url)
+    env.setenv("KB_VLM_MODEL", MODEL)
+    at = started()
+    side = " ".join(c.value for c in at.sidebar.caption)
+    assert MODEL in side and "openai" in side
+    assert len(at.sidebar.multiselect[0].options) == 3
+
+    at.sidebar.slider[0].set_value(3)
+    ask(at, Q)
+    assert not at.exception, at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    body = " ".join(m.value for m in at.chat_message[1].markdown)
+    assert "The p99 latency is 300 ms [1]." in body
+    labels = [e.label for e in at.expander]
+    assert len(labels) == 3 and labels[0].startswith("[1] ") and labels[2].startswith("[3] ")
+    assert "score" in labels[0] and "not cited" in labels[1]
+    assert len(images(at)) >= 3  # the glyph images the model saw
+    assert any("payments" in t.value.lower() for t in at.text)  # the section text
+    assert not at.error and not at.warning
+    (req,) = vlm.requests
+    assert sum(c["type"] == "image_url" for c in req["messages"][1]["content"]) == 3
+
+    # a follow-up: the retrieval query carries the previous question, the model sees only the new one
+    ask(at, "And what does it return on a duplicate request?")
+    assert not at.exception, at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"] * 2
+    assert vlm.requests[-1]["messages"][1]["content"][-1]["text"].endswith("duplicate request?")
+    assert any("previous question" in c.value for c in at.chat_message[3].caption)
+    assert len(at.expander) == 6  # the first answer's sources are still shown
+
+
+def test_no_vlm_shows_warning_and_sources(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KB_VLM_BACKEND", "none")
+    at = started()
+    ask(at, Q)
+    assert not at.exception, at.exception
+    (warning,) = at.warning
+    assert "No vision-language model is configured" in warning.value and "KB_VLM_BASE_URL" in warning.value
+    assert len(at.expander) >= 3 and len(images(at)) >= 3
+    assert not at.error
+
+
+def test_vlm_down_is_an_error_with_the_sources(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KB_VLM_BACKEND", "openai")
+    env.setenv("KB_VLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    at = started()
+    ask(at, Q)
+    assert not at.exception, at.exception
+    (error,) = at.error
+    assert "cannot reach the VLM server" in error.value and "Next step" in error.value
+    assert len(at.expander) >= 3 and len(images(at)) >= 3
+
+
+def test_empty_knowledge_base(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("KB_DATA_DIR", str(tmp_path / "empty"))
+    at = started()
+    assert any("knowledge base is empty" in i.value and "Admin page" in i.value for i in at.info)
+    ask(at, Q)
+    assert not at.exception, at.exception
+    assert any("knowledge base is empty" in w.value for w in at.warning)
+    assert not at.expander
+
+
+def test_reader_token(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KB_UI_READER_TOKEN", "s3cret")
+    at = started()
+    assert not at.chat_input and at.text_input[0].label == "Reader token"
+    at.text_input[0].input("wrong").run()
+    assert at.error and not at.chat_input
+    at.text_input[0].input("s3cret").run()
+    assert at.chat_input and not at.error
