@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 from streamlit.testing.v1 import AppTest
 
+from kb.retrieve import SearchOptions
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 from ui.admin import handle_uploads, safe_upload_name, uploads_root
@@ -109,6 +110,9 @@ def test_upload_table_reingest_tags_preview_delete(kb: KnowledgeBase) -> None:
     at.button(key="admin_save_tags").click().run()
     assert kb.get("policy.md").tags == ["critical", "ops"]
     assert list(at.dataframe[0].value["tags"]) == ["critical, ops"]
+    # the new tags reach the index too, so tag-filtered search sees them
+    assert {h.doc for h in kb.search("backups", SearchOptions(k=3, tags=["critical"]))} == {"policy.md"}
+    assert kb.search("backups", SearchOptions(k=3, tags=["backup"])) == []
 
     assert at.button(key="admin_delete").disabled  # needs the confirmation first
     at.checkbox(key="admin_confirm_delete_policy.md").check().run()
@@ -121,13 +125,19 @@ def test_upload_table_reingest_tags_preview_delete(kb: KnowledgeBase) -> None:
     assert at.metric[0].value == "0"
 
 
-def test_reingest_without_source_says_so(kb: KnowledgeBase, tmp_path: Path) -> None:
+def test_preview_pages_and_reingest_without_source(kb: KnowledgeBase, tmp_path: Path) -> None:
     src = tmp_path / "notes.md"
-    src.write_bytes(GOOD_MD)
+    paras = "\n\n".join(f"Paragraph {i}: " + "the retention schedule applies to every system " * 12 for i in range(60))
+    src.write_text(f"# Notes\n\n{paras}\n")
     (r,) = kb.ingest([src])
-    assert r.status == "ingested"
+    assert r.status == "ingested" and r.images >= 2, r
     src.unlink()
     at = _signed_in(kb)
+    (img,) = at.image
+    assert img.captions[0].startswith(f"1/{r.images} ")
+    at.slider(key="admin_preview_notes.md").set_value(2).run()
+    (img2,) = at.image
+    assert img2.captions[0].startswith(f"2/{r.images} ") and img2.value != img.value
     at.button(key="admin_reingest").click().run()
     assert "no longer exists" in _texts(at.warning)
     assert kb.get("notes.md")
