@@ -88,7 +88,7 @@ def test_upload_table_reingest_tags_preview_delete(kb: KnowledgeBase) -> None:
     at.button(key="admin_ingest").click().run()
     assert not at.exception, at.exception
     ok, bad = _texts(at.success), _texts(at.error)
-    assert "policy.md" in ok and "ingested" in ok and "sections" in ok, ok
+    assert "policy.md" in ok and "ingested: 1 section, 1 image" in ok, ok
     assert "broken.pdf" in bad and "failed" in bad, bad
     assert [d.doc_id for d in kb.documents()] == ["policy.md"]  # nothing half-ingested for the broken file
     rec = kb.get("policy.md")

@@ -228,10 +228,14 @@ def _sign_out() -> None:
 def _result_message(r: IngestResult) -> tuple[str, str]:
     name = r.path.name
     if r.status == "ingested":
-        return "success", f"**{name}** — ingested: {r.sections} sections, {r.images} images"
+        return "success", f"**{name}** — ingested: {_plural(r.sections, 'section')}, {_plural(r.images, 'image')}"
     if r.status == "unchanged":
         return "info", f"**{name}** — unchanged (already current)"
     return "error", f"**{name}** — failed: {r.error}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _show(kind: str, text: str) -> None:
@@ -356,7 +360,7 @@ def _render_documents(kb: KnowledgeBase) -> None:
     if doc_id is None:
         return
     rec = by_id[doc_id]
-    st.caption(f"id `{rec.doc_id}` · source `{rec.source_path}` · {rec.file_bytes / 1e6:.2f} MB")
+    st.caption(f"id `{rec.doc_id}` · source `{rec.source_path}` · {_human_bytes(rec.file_bytes)}")
 
     c1, c2, c3 = st.columns([2, 1, 1])
     tags_key = f"admin_tags_{doc_id}"
