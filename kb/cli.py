@@ -432,7 +432,7 @@ def ui(
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(app_file),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     err.print(f"Glyph KB UI on http://{host}:{port}  (Ctrl+C to stop)")
     child = subprocess.Popen(cmd, env=env)

@@ -140,3 +140,34 @@ def test_reader_token(env: pytest.MonkeyPatch) -> None:
     assert at.error and not at.chat_input
     at.text_input[0].input("s3cret").run()
     assert at.chat_input and not at.error
+
+
+def test_sidebar_documents_and_compare(env: pytest.MonkeyPatch, vlm: FakeVlm, store: Path) -> None:
+    from kb.answer.prompt import CROSS
+
+    env.setenv("KB_VLM_BACKEND", "openai")
+    env.setenv("KB_VLM_BASE_URL", vlm.url)
+    marker = CROSS.split("{docs}")[0].strip()[:40]
+    spec = sorted(d.doc_id for d in KnowledgeBase(Settings(data_dir=store)).documents() if "payments" in d.doc_id)
+    assert len(spec) == 2
+    at = started()
+
+    # one document: only its sections, no cross-document instructions
+    at.sidebar.multiselect[0].set_value(spec[:1])
+    ask(at, "What is the p99 latency?")
+    assert not at.exception, at.exception
+    titles = {e.label.split(" · ")[0].split(" › ")[0][4:] for e in at.expander}
+    assert len(titles) == 1 and marker not in vlm.requests[-1]["messages"][0]["content"]
+
+    # two documents: cross-document mode
+    at.sidebar.multiselect[0].set_value(spec)
+    ask(at, "What is the p99 latency?")
+    assert not at.exception, at.exception
+    assert any("Cross-document mode" in c.value for c in at.sidebar.caption)
+    assert marker in vlm.requests[-1]["messages"][0]["content"]
+
+    # the compare toggle over all documents
+    at.sidebar.multiselect[0].set_value([])
+    at.sidebar.toggle[0].set_value(True)
+    ask(at, "What is the p99 latency?")
+    assert marker in vlm.requests[-1]["messages"][0]["content"]

@@ -26,7 +26,7 @@ def _admin(kb: KnowledgeBase) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Glyph KB", page_icon="📚", layout="wide")
+    st.set_page_config(page_title="Glyph KB", page_icon=":material/menu_book:", layout="wide")
     try:
         kb = state.get_kb()
     except KbError as exc:
@@ -35,8 +35,8 @@ def main() -> None:
             st.info(f"Next step: {exc.hint}")
         return
     pages = [
-        st.Page(lambda: _chat(kb), title="Chat", icon="💬", url_path="chat", default=True),
-        st.Page(lambda: _admin(kb), title="Admin", icon="🗂️", url_path="admin"),
+        st.Page(lambda: _chat(kb), title="Chat", icon=":material/chat:", url_path="chat", default=True),
+        st.Page(lambda: _admin(kb), title="Admin", icon=":material/folder_managed:", url_path="admin"),
     ]
     st.navigation(pages).run()
 

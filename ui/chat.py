@@ -62,10 +62,13 @@ def _prepare(kb: KnowledgeBase, question: str, query: str, doc_ids: list[str], k
 def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
     pages = hit.pages
     where = "" if not pages else f"p. {pages[0]}" + (f"–{pages[1]}" if pages[1] != pages[0] else "")
+    path = list(hit.heading_path)
+    if path and path[0] == hit.title:  # a document's top heading usually repeats its title
+        path = path[1:]
     return {
         "n": n,
         "title": hit.title,
-        "section": hit.section,
+        "section": " › ".join(path),
         "pages": where,
         "score": float(hit.score),
         "images": [str(p) for p in hit.images],
