@@ -166,6 +166,11 @@ def test_handle_uploads_oversized_and_hostile_names(kb: KnowledgeBase, tmp_path:
     (again,) = handle_uploads(kb, [("evil.md", GOOD_MD)])
     assert again.status == "unchanged"
     assert len(list(root.rglob("evil.md"))) == 1
+    # a new version: the document now points at the new copy and the old copy goes
+    (changed,) = handle_uploads(kb, [("evil.md", GOOD_MD.replace(b"30 days", b"90 days"))])
+    assert changed.status == "ingested"
+    (kept,) = root.rglob("evil.md")
+    assert str(kept) == kb.get("evil.md").source_path and kept.parent.name != Path(rec.source_path).parent.name
 
 
 @pytest.mark.parametrize(
