@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from kb.errors import KbError, VlmError
+from kb.errors import KbError
 from kb.service import KnowledgeBase
 
 HISTORY = "chat_messages"
@@ -128,12 +128,12 @@ def answer_turn(kb: KnowledgeBase, question: str, history: list[dict[str, Any]],
         return msg
 
     stream = AnswerStream(prep, answerer, kb.settings)
-    failure: list[VlmError] = []
+    failure: list[KbError] = []
 
     def pieces() -> Iterator[str]:
         try:
             yield from stream
-        except VlmError as exc:
+        except KbError as exc:  # VLM down or failing mid-answer, an in-process model that cannot load
             failure.append(exc)
 
     text = st.write_stream(pieces)
