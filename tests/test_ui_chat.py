@@ -64,7 +64,7 @@ def started() -> AppTest:
 
 
 def images(at: AppTest) -> list[str]:
-    return [u for img in at.get("image") for u in img.value]
+    return [u for img in at.get("image") for u in getattr(img, "value", [])]
 
 
 def test_question_answered_with_sources_and_images(env: pytest.MonkeyPatch, vlm: FakeVlm) -> None:
@@ -72,7 +72,7 @@ def test_question_answered_with_sources_and_images(env: pytest.MonkeyPatch, vlm:
     env.setenv("KB_VLM_BASE_URL", vlm.url)
     env.setenv("KB_VLM_MODEL", MODEL)
     at = started()
-    side = " ".join(c.value for c in at.sidebar.caption)
+    side = " ".join(str(c.value) for c in at.sidebar.caption)
     assert MODEL in side and "openai" in side
     assert len(at.sidebar.multiselect[0].options) == 3
 

@@ -85,7 +85,9 @@ def _sources(prep: Any, cited: set[int]) -> list[dict[str, Any]]:
     return srcs
 
 
-def answer_turn(kb: KnowledgeBase, question: str, history: list[dict[str, Any]], opts: dict[str, Any]) -> dict:
+def answer_turn(
+    kb: KnowledgeBase, question: str, history: list[dict[str, Any]], opts: dict[str, Any]
+) -> dict[str, Any]:
     """Run one question inside the current assistant chat message; returns the message to keep in history."""
     from kb.answer.run import CONFIGURE_HINT, AnswerStream
     from kb.errors import VlmUnavailableError
@@ -139,9 +141,9 @@ def answer_turn(kb: KnowledgeBase, question: str, history: list[dict[str, Any]],
     text = st.write_stream(pieces)
     msg["content"] = text if isinstance(text, str) else "".join(map(str, text))
     if failure:
-        exc = failure[0]
+        err = failure[0]
         head = "The answer was cut off — do not rely on the text above. " if msg["content"] else "No answer: "
-        msg["alerts"].append(("error", _with_hint(head + exc.message, exc.hint)))
+        msg["alerts"].append(("error", _with_hint(head + err.message, err.hint)))
         msg["sources"] = _sources(prep, set())
     else:
         ans = stream.answer
