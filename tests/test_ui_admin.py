@@ -90,6 +90,7 @@ def test_upload_table_reingest_tags_preview_delete(kb: KnowledgeBase) -> None:
     ok, bad = _texts(at.success), _texts(at.error)
     assert "policy.md" in ok and "ingested: 1 section, 1 image" in ok, ok
     assert "broken.pdf" in bad and "failed" in bad, bad
+    assert not at.file_uploader[0].value  # a fresh uploader: clicking again cannot re-send the batch
     assert [d.doc_id for d in kb.documents()] == ["policy.md"]  # nothing half-ingested for the broken file
     rec = kb.get("policy.md")
     assert rec.tags == ["backup", "ops"]

@@ -322,7 +322,8 @@ def _render_upload(kb: KnowledgeBase) -> None:
         results = handle_uploads(kb, files, parse_tags(tags_text), on_file=on_file, on_stage=on_stage)
         bar.progress(1.0, text=f"done: {len(results)} file(s)")
         st.session_state[_RESULTS_KEY] = [_result_message(r) for r in results]
-        st.session_state[_UPLOADER_GEN] = gen + 1  # an empty uploader on the next run
+        st.session_state[_UPLOADER_GEN] = gen + 1  # a fresh, empty uploader, so nothing is ingested twice
+        st.rerun()
     for kind, text in st.session_state.get(_RESULTS_KEY, []):
         _show(kind, text)
 
