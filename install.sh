@@ -8,6 +8,7 @@ APT_PACKAGES=(
   tesseract-ocr tesseract-ocr-jpn                                  # OCR of scanned PDFs + legibility checks
   poppler-utils                                                    # PDF rasterising for OCR
   libmagic1                                                        # file-type sniffing in unstructured
+  chromium                                                         # headless browser for the UI end-to-end test
 )
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -26,4 +27,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch/torchvision are pinned in pyproject.toml (2.14.1 / 0.29.1).
 .venv/bin/python -m pip install -q -e ".[dev]"
-echo "Glyph KB installed. Try: .venv/bin/kb ingest examples/docs && .venv/bin/kb docs"
+echo "Glyph KB installed. Try: .venv/bin/kb ingest examples/docs && .venv/bin/kb search \"p99 latency of POST /payments\""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -425,7 +426,7 @@ def ui(
     if not app_file.is_file():
         err.print(f"[bold red]error:[/] the UI is not installed ({app_file} is missing)")
         raise typer.Exit(2)
-    _run(lambda: _settings(config))  # a bad config fails here, clearly, not in the browser
+    settings = _run(lambda: _settings(config))  # a bad config fails here, clearly, not in the browser
     env = dict(os.environ)
     if config is not None:
         env["KB_CONFIG"] = str(config.resolve())
@@ -433,6 +434,8 @@ def ui(
         sys.executable, "-m", "streamlit", "run", str(app_file),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+        # the browser-side cap must not be below our own size check (Streamlit defaults to 200 MB)
+        "--server.maxUploadSize", str(max(1, math.ceil(settings.max_file_mb))),
     ]  # fmt: skip
     err.print(f"Glyph KB UI on http://{host}:{port}  (Ctrl+C to stop)")
     child = subprocess.Popen(cmd, env=env)
