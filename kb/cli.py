@@ -451,6 +451,30 @@ def ui(
     raise typer.Exit(code if code >= 0 else 128 - code)
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="address to bind (0.0.0.0 exposes it on the network)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8000,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the HTTP API (OpenAPI at /docs; OpenAI-compatible /v1/chat/completions). Needs KB_API_KEYS."""
+    try:
+        import uvicorn
+
+        from kb.api import create_app
+    except ImportError as exc:
+        err.print(f"[bold red]error:[/] the API needs fastapi and uvicorn ({exc}); install the api extra")
+        raise typer.Exit(2) from None
+    settings = _run(lambda: _settings(config))
+    if not settings.api_keys:
+        err.print("[yellow]warning:[/] no API keys configured (KB_API_KEYS), so every /v1 call is refused")
+    with KnowledgeBase(settings) as kb:
+        err.print(f"Glyph KB API on http://{host}:{port}  (OpenAPI: /docs, Ctrl+C to stop)")
+        uvicorn.run(create_app(kb), host=host, port=port, log_level="info")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ from pydantic_settings import (
 from kb.errors import ConfigError
 
 CONFIG_ENV = "KB_CONFIG"
+TENANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 DEFAULT_CONFIG_FILE = "kb.toml"
 
 
@@ -45,6 +47,29 @@ class RenderConfig(BaseModel):
     @property
     def max_height(self) -> int:
         return max(self.patch, self.max_pixels // self.page_width)
+
+
+class ApiKey(BaseModel):
+    """One HTTP API key: its secret, its role and the tenants (knowledge bases) it may use."""
+
+    key: SecretStr
+    role: Literal["reader", "admin"] = "reader"
+    tenants: list[str] = Field(min_length=1)
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not TENANT_NAME.fullmatch(t):
+                raise ValueError(f"tenant names are 1-40 of A-Z a-z 0-9 _ -: {t!r}")
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 16:
+            raise ValueError("an API key needs at least 16 characters")
+        return v
 
 
 class Settings(BaseSettings):
@@ -112,6 +137,13 @@ class Settings(BaseSettings):
     # UI (`kb ui`). Unset admin token = admin page disabled; unset reader token = chat page open.
     ui_admin_token: SecretStr | None = None
     ui_reader_token: SecretStr | None = None
+
+    # API (`kb serve`). No keys = every /v1 call is refused. KB_API_KEYS is JSON:
+    # [{"key": "...", "role": "reader" | "admin", "tenants": ["acme"]}]
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    api_max_upload_mb: float = Field(50.0, gt=0, description="largest file one upload may carry")
+    api_max_files: int = Field(20, ge=1, description="files per upload request")
+    api_cors_origins: list[str] = Field(default_factory=list, description="allowed browser origins; empty = CORS off")
 
     # Qdrant: embedded local mode under data_dir unless a URL is set
     qdrant_url: str | None = None

@@ -1,0 +1,57 @@
+"""Bearer API keys with roles, each bound to tenants; every /v1 call resolves to exactly one tenant.
+
+A key bound to several tenants picks one per request with the `X-KB-Tenant` header."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Header, HTTPException, Request
+
+Role = Literal["reader", "admin"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    tenant: str
+
+
+def _principal(request: Request, authorization: str | None, x_kb_tenant: str | None) -> Principal:
+    settings = request.app.state.kb.settings
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
+    match = None
+    for k in settings.api_keys:  # constant-time compare against every key
+        if hmac.compare_digest(k.key.get_secret_value().encode(), token.strip().encode()):
+            match = k
+    if match is None:
+        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    if x_kb_tenant is None:
+        if len(match.tenants) != 1:
+            raise HTTPException(400, "this key serves several tenants: name one with the X-KB-Tenant header")
+        return Principal(match.role, match.tenants[0])
+    if x_kb_tenant not in match.tenants:
+        raise HTTPException(403, "this key may not use that tenant")
+    return Principal(match.role, x_kb_tenant)
+
+
+def reader(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_kb_tenant: Annotated[str | None, Header()] = None,
+) -> Principal:
+    return _principal(request, authorization, x_kb_tenant)
+
+
+def admin(principal: Annotated[Principal, Depends(reader)]) -> Principal:
+    if principal.role != "admin":
+        raise HTTPException(403, "this needs an admin API key")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(reader)]
+Admin = Annotated[Principal, Depends(admin)]

@@ -1,0 +1,63 @@
+"""JSON shapes the API returns: hits and documents without server paths, images as API URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kb.api.tenancy import user_tags
+from kb.catalog import DocumentRecord
+from kb.hits import Hit
+
+
+def image_url(key: str) -> str:
+    return f"/v1/images/{key}"
+
+
+def hit_json(h: Hit) -> dict[str, Any]:
+    """The `kb search --json` shape, with `images` as /v1/images URLs (never file paths) plus ids."""
+    return {
+        **h.to_json(),
+        "images": [image_url(k) for k in h.image_keys],
+        "section_id": h.section_id,
+        "heading_path": h.heading_path,
+    }
+
+
+def doc_summary(rec: DocumentRecord) -> dict[str, Any]:
+    return {
+        "id": rec.doc_id,
+        "title": rec.title,
+        "name": rec.source_name,
+        "format": rec.format,
+        "pages": rec.pages,
+        "bytes": rec.file_bytes,
+        "sha256": rec.file_sha256,
+        "sections": len(rec.sections),
+        "images": len(set(rec.image_keys)),
+        "tags": user_tags(rec),
+        "ingested_at": rec.ingested_at,
+        "ocr_used": rec.ocr_used,
+        "warnings": rec.warnings,
+    }
+
+
+def doc_detail(rec: DocumentRecord) -> dict[str, Any]:
+    return {
+        **doc_summary(rec),
+        "sections": [
+            {
+                "id": s.section_id,
+                "heading_path": s.heading_path,
+                "pages": [s.page_start, s.page_end if s.page_end is not None else s.page_start]
+                if s.page_start is not None
+                else None,
+                "part": s.part,
+                "parts": s.parts,
+                "text": s.text,
+                "images": [
+                    {"key": i.key, "url": image_url(i.key), "width": i.width, "height": i.height} for i in s.images
+                ],
+            }
+            for s in rec.sections
+        ],
+    }

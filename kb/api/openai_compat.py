@@ -1,0 +1,141 @@
+"""`GET /v1/models` and `POST /v1/chat/completions`: the knowledge base as an OpenAI-compatible model.
+
+Retrieval runs on the last user message; earlier user turns are added to the retrieval query and
+shown to the VLM as context. The reply cites sources as [n] in the text, lists them at its end,
+and returns them structured in the extra `citations` field (on the last chunk when streaming)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from kb.answer.run import AnswerStream, AskOptions, generate, make_answerer
+from kb.answer.types import Answer
+from kb.api.auth import Reader
+from kb.api.routes import _close, answer_json, state
+from kb.errors import VlmError, VlmUnavailableError
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+MODEL_ID = "glyph-kb"
+CONTEXT_TURNS = 3
+
+
+class ChatMessage(BaseModel):
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatIn(BaseModel):
+    model: str = MODEL_ID
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
+    user: str | None = None
+
+
+def _text(m: ChatMessage) -> str:
+    if isinstance(m.content, str):
+        return m.content
+    return " ".join(str(p.get("text", "")) for p in m.content or [] if p.get("type") == "text")
+
+
+def conversation(messages: list[ChatMessage]) -> tuple[str, str]:
+    """(question for the VLM, retrieval query) from the chat: the last user turn, plus earlier user turns."""
+    users = [t for t in (_text(m).strip() for m in messages if m.role == "user") if t]
+    if not users:
+        raise HTTPException(422, "no user message with text")
+    last, earlier = users[-1], users[:-1][-CONTEXT_TURNS:]
+    if not earlier:
+        return last, last
+    context = "\n".join(f"- {t}" for t in earlier)
+    return f"Earlier in this conversation the user asked:\n{context}\nNow the user asks: {last}", " ".join(
+        [*earlier[-1:], last]
+    )
+
+
+def sources_block(a: Answer) -> str:
+    lines = [c.hit.label(c.n) for c in a.citations if c.cited] or [c.hit.label(c.n) for c in a.citations]
+    return "\n\nSources:\n" + "\n".join(lines) if lines else ""
+
+
+@router.get("/models")
+def models(_: Reader) -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "glyph-kb"}]}
+
+
+class _Chunker:
+    def __init__(self) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": MODEL_ID,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+@router.post("/chat/completions")
+def chat_completions(request: Request, principal: Reader, body: ChatIn) -> Any:
+    st = state(request)
+    question, query = conversation(body.messages)
+    prep = st.prepare(principal.tenant, question, AskOptions(), retrieval_query=query)
+    answerer = make_answerer(st.kb.settings)
+    if answerer is None:
+        raise VlmUnavailableError("no vision-language model is configured, so there is no answer", "use /v1/search")
+    c = _Chunker()
+    if not body.stream:
+        try:
+            a = generate(prep, answerer, st.kb.settings)
+        finally:
+            _close(answerer)
+        return {
+            "id": c.id,
+            "object": "chat.completion",
+            "created": c.created,
+            "model": MODEL_ID,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": a.text + sources_block(a)},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": a.usage.prompt_tokens or a.usage.text_tokens + a.usage.visual_tokens,
+                "completion_tokens": a.usage.completion_tokens,
+                "total_tokens": (a.usage.prompt_tokens or a.usage.text_tokens + a.usage.visual_tokens)
+                + a.usage.completion_tokens,
+            },
+            "citations": answer_json(a)["citations"],
+        }
+
+    def events() -> Iterator[str]:
+        stream = AnswerStream(prep, answerer, st.kb.settings)
+        try:
+            yield c.chunk({"role": "assistant", "content": ""})
+            for piece in stream:
+                yield c.chunk({"content": piece})
+            assert stream.answer is not None
+            yield c.chunk({"content": sources_block(stream.answer)})
+            yield c.chunk({}, "stop", citations=answer_json(stream.answer)["citations"])
+        except VlmError:
+            yield c.chunk({"content": "\n\n[error: the vision-language model failed to answer]"}, "stop")
+        finally:
+            _close(answerer)
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

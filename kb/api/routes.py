@@ -1,0 +1,230 @@
+"""The /v1 resource endpoints: documents, jobs, search, ask, images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from kb.answer.run import AnswerStream, AskOptions, generate, make_answerer
+from kb.answer.types import Answer
+from kb.api import tenancy, uploads
+from kb.api.auth import Admin, Reader
+from kb.api.convert import doc_detail, doc_summary, hit_json
+from kb.api.state import ApiState, drop_upload_dir
+from kb.errors import VlmError, VlmUnavailableError
+
+router = APIRouter(prefix="/v1")
+
+
+def state(request: Request) -> ApiState:
+    st: ApiState = request.app.state.api
+    return st
+
+
+# -- documents -----------------------------------------------------------------------------------
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    status: Literal["queued", "running", "done", "failed"]
+    files: list[str]
+    created: float
+    finished: float | None
+    results: list[dict[str, Any]]
+    error: str | None
+
+
+@router.post("/documents", status_code=202, response_model=JobOut, tags=["documents"])
+async def upload_documents(
+    request: Request,
+    principal: Admin,
+    files: Annotated[list[UploadFile], File(description="one or more documents")],
+    tags: Annotated[list[str] | None, Form(description="tags for every file (repeat the field)")] = None,
+) -> dict[str, Any]:
+    """Upload documents; they are ingested in the background — poll GET /v1/jobs/{id}."""
+    st = state(request)
+    s = st.kb.settings
+    if not files:
+        raise HTTPException(422, "no files")
+    if len(files) > s.api_max_files:
+        raise HTTPException(413, f"at most {s.api_max_files} files per upload")
+    clean_tags = sorted({t.strip() for t in tags or [] if t.strip()})
+    if any(t.startswith(tenancy.TAG_PREFIX) for t in clean_tags):
+        raise HTTPException(422, f"tags starting with {tenancy.TAG_PREFIX!r} are reserved")
+    batch = st.uploads_dir / principal.tenant / uuid.uuid4().hex
+    staged: list[Path] = []
+    names: set[str] = set()
+    try:
+        for f in files:
+            name = f"{principal.tenant}--{uploads.safe_name(f.filename)}"
+            if name in names:
+                raise HTTPException(422, f"two files in one upload share the name {name!r}")
+            names.add(name)
+            dest = batch / str(len(staged)) / name
+            await uploads.save(f, dest, int(s.api_max_upload_mb * 1e6))
+            staged.append(dest)
+    except BaseException:
+        shutil.rmtree(batch, ignore_errors=True)
+        raise
+    job = st.jobs.submit(
+        principal.tenant,
+        "ingest",
+        [p.name for p in staged],
+        lambda job: st.ingest_job(job, staged, clean_tags, batch),
+    )
+    return job.to_json()
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])
+def get_job(request: Request, principal: Reader, job_id: str) -> dict[str, Any]:
+    job = state(request).jobs.get(principal.tenant, job_id)
+    if job is None:
+        raise HTTPException(404, "no such job")
+    return job.to_json()
+
+
+@router.get("/documents", tags=["documents"])
+def list_documents(request: Request, principal: Reader) -> dict[str, Any]:
+    return {"documents": [doc_summary(r) for r in tenancy.documents(state(request).kb, principal.tenant)]}
+
+
+@router.get("/documents/{doc_id}", tags=["documents"])
+def get_document(request: Request, principal: Reader, doc_id: str) -> dict[str, Any]:
+    """A document with its sections, pages and images."""
+    return doc_detail(tenancy.require(state(request).kb, principal.tenant, doc_id))
+
+
+@router.delete("/documents/{doc_id}", tags=["documents"])
+def delete_document(request: Request, principal: Admin, doc_id: str) -> dict[str, Any]:
+    st = state(request)
+    with st.lock:
+        rec = tenancy.require(st.kb, principal.tenant, doc_id)
+        st.kb.delete(rec.doc_id)
+    drop_upload_dir(Path(rec.source_path).parent, st.uploads_dir)
+    return {"deleted": rec.doc_id, "sections": len(rec.sections)}
+
+
+@router.post("/documents/{doc_id}/reingest", status_code=202, response_model=JobOut, tags=["documents"])
+def reingest_document(request: Request, principal: Admin, doc_id: str) -> dict[str, Any]:
+    """Parse, render and index the kept upload again (e.g. after a settings change)."""
+    st = state(request)
+    rec = tenancy.require(st.kb, principal.tenant, doc_id)
+    src = Path(rec.source_path)
+    if not src.is_file():
+        raise HTTPException(409, "the uploaded file of this document is no longer kept; upload it again")
+    tags = tenancy.user_tags(rec)
+
+    def work(job: Any) -> None:
+        with st.lock:  # re-ingesting unchanged bytes is a no-op, so drop the manifest's hash first
+            cur = st.kb.catalog.get(rec.doc_id)
+            if cur is not None:
+                st.kb.catalog.put(cur.model_copy(update={"file_sha256": ""}))
+        st.ingest_job(job, [src], tags, None)
+
+    return st.jobs.submit(principal.tenant, "reingest", [src.name], work).to_json()
+
+
+# -- search and ask ------------------------------------------------------------------------------
+class SearchIn(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int | None = Field(None, ge=1, le=100)
+    doc_ids: list[str] | None = Field(None, max_length=200)
+    tags: list[str] | None = Field(None, max_length=50)
+    signals: list[Literal["image", "text", "bm25"]] | None = None
+    diverse: bool | None = None
+
+
+@router.post("/search", tags=["retrieval"])
+def search(request: Request, principal: Reader, body: SearchIn) -> dict[str, Any]:
+    """Hits in the `kb search --json` shape; `images` are /v1/images URLs."""
+    hits = state(request).search(
+        principal.tenant,
+        body.query,
+        k=body.k,
+        doc_ids=body.doc_ids,
+        tags=body.tags,
+        signals=list(body.signals) if body.signals else None,
+        diverse=body.diverse,
+    )
+    return {"hits": [hit_json(h) for h in hits]}
+
+
+class AskIn(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    k: int | None = Field(None, ge=1, le=100)
+    doc_ids: list[str] | None = Field(None, max_length=200)
+    tags: list[str] | None = Field(None, max_length=50)
+    mode: Literal["image", "text", "image+text"] | None = None
+    cross: bool | None = None
+    stream: bool = False
+
+
+def answer_json(a: Answer) -> dict[str, Any]:
+    out = a.to_json()
+    out["citations"] = [{"n": c.n, "cited": c.cited, **hit_json(c.hit)} for c in a.citations]
+    return out
+
+
+def sse(data: Any, event: str | None = None) -> str:
+    return (f"event: {event}\n" if event else "") + f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.post("/ask", tags=["retrieval"])
+def ask(request: Request, principal: Reader, body: AskIn) -> Any:
+    """An answer with citations; with `stream: true`, SSE: `delta` events, then one `answer` event
+    (or an `error` event)."""
+    st = state(request)
+    opts = AskOptions(k=body.k, doc_ids=body.doc_ids, tags=body.tags, cross_document=body.cross, mode=body.mode)
+    prep = st.prepare(principal.tenant, body.question, opts)
+    answerer = make_answerer(st.kb.settings)
+    if answerer is None:
+        raise VlmUnavailableError("no vision-language model is configured, so there is no answer", "use /v1/search")
+    if not body.stream:
+        try:
+            return answer_json(generate(prep, answerer, st.kb.settings))
+        finally:
+            _close(answerer)
+
+    def events() -> Iterator[str]:
+        stream = AnswerStream(prep, answerer, st.kb.settings)
+        try:
+            for piece in stream:
+                yield sse({"text": piece}, "delta")
+            assert stream.answer is not None
+            yield sse(answer_json(stream.answer), "answer")
+        except VlmError:
+            yield sse({"error": "the vision-language model failed to answer"}, "error")
+        finally:
+            _close(answerer)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _close(answerer: object) -> None:
+    close = getattr(answerer, "close", None)
+    if callable(close):
+        close()
+
+
+# -- images --------------------------------------------------------------------------------------
+@router.get("/images/{key}", tags=["retrieval"], response_class=FileResponse)
+def image(request: Request, principal: Reader, key: str) -> FileResponse:
+    """A glyph image by content key — only one of the caller's tenant's documents."""
+    st = state(request)
+    if (
+        len(key) != 64
+        or any(c not in "0123456789abcdef" for c in key)
+        or key not in tenancy.image_keys(st.kb, principal.tenant)
+    ):
+        raise HTTPException(404, "no such image")
+    path = st.kb.images.path(key)
+    if not path.is_file():
+        raise HTTPException(404, "no such image")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})

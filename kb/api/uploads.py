@@ -1,0 +1,68 @@
+"""Upload checks before anything is stored: safe names, size and count limits, content that matches the type."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+from fastapi import HTTPException, UploadFile
+
+from ingest.parse import FORMATS
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_ZIP_FORMATS = {"docx", "pptx"}
+_TEXT_FORMATS = {"md", "html", "txt"}
+CHUNK = 1 << 20
+
+
+def safe_name(raw: str | None) -> str:
+    """The last path component, NFKC-folded (confusables such as fullwidth letters and slashes become
+    ASCII first), reduced to [A-Za-z0-9._-]; never empty, never hidden, never a path."""
+    name = unicodedata.normalize("NFKC", raw or "")
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    stem = _UNSAFE.sub("-", stem).strip("-.")[:60] or "upload"
+    ext = _UNSAFE.sub("", ext)[:10].lower()
+    return f"{stem}.{ext}" if ext else stem
+
+
+def check_type(name: str, head: bytes) -> None:
+    fmt = FORMATS.get(Path(name).suffix.lower())
+    if fmt is None:
+        raise HTTPException(415, f"unsupported file type for {name!r}; supported: {', '.join(sorted(FORMATS))}")
+    if not head:
+        raise HTTPException(422, f"{name!r} is empty")
+    if fmt == "pdf" and not head.lstrip(b"\x00\t\r\n ")[:5] == b"%PDF-":
+        raise HTTPException(422, f"{name!r} is not a PDF (no %PDF- header)")
+    if fmt in _ZIP_FORMATS and not head.startswith(b"PK\x03\x04"):
+        raise HTTPException(422, f"{name!r} is not a {fmt.upper()} file (not a zip container)")
+    if fmt in _TEXT_FORMATS:
+        if b"\x00" in head[:8192]:
+            raise HTTPException(422, f"{name!r} looks binary, not text")
+        if not head.strip():
+            raise HTTPException(422, f"{name!r} has no text")
+
+
+async def save(upload: UploadFile, dest: Path, max_bytes: int) -> int:
+    """Stream one upload to `dest`, refusing it once it passes `max_bytes`; returns its size."""
+    size = 0
+    head = b""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with dest.open("wb") as f:
+            while chunk := await upload.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HTTPException(413, f"{dest.name!r} is larger than the {max_bytes / 1e6:g} MB upload limit")
+                if len(head) < 8192:
+                    head += chunk[: 8192 - len(head)]
+                f.write(chunk)
+        check_type(dest.name, head)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return size
