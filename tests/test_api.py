@@ -26,6 +26,7 @@ KEYS = {
     "admin_b": ("admin-key-bbbbbbbbbbbb", "admin", ["globex"]),
     "reader_b": ("reader-key-bbbbbbbbbbb", "reader", ["globex"]),
     "reader_ab": ("reader-key-abababababab", "reader", ["acme", "globex"]),
+    "reader_default": ("reader-key-dddddddddddd", "reader", ["default"]),
 }
 SECRET_B = "Project Zebra launch code is 7731 and the zebra budget is 4 million."
 
@@ -299,6 +300,95 @@ def test_ask_json_and_sse(client: TestClient, vlm: FakeVlm) -> None:
         vlm.reply = FakeVlm.answer_with("The p99 latency is 300 ms [1].")
 
 
+def test_cli_ingested_documents_belong_to_the_default_tenant(client: TestClient) -> None:
+    api = client.app.state.api  # type: ignore[attr-defined]
+    with api.lock:
+        (res,) = api.kb.ingest([EXAMPLES / "payments-api-spec-v2.txt"])
+    assert res.status == "ingested" and res.doc_id == "payments-api-spec-v2.txt"
+    try:
+        assert doc_ids(client, "reader_default") == ["payments-api-spec-v2.txt"]
+        assert "payments-api-spec-v2.txt" not in doc_ids(client, "reader_a")
+        assert client.get("/v1/documents/payments-api-spec-v2.txt", headers=h("reader_a")).status_code == 404
+        hits = client.post("/v1/search", headers=h("reader_a"), json={"query": "payments", "k": 20}).json()["hits"]
+        assert hits and all(x["doc"].startswith("acme--") for x in hits)
+        hits = client.post("/v1/search", headers=h("reader_default"), json={"query": "payments"}).json()["hits"]
+        assert hits and all(x["doc"] == "payments-api-spec-v2.txt" for x in hits)
+    finally:
+        with api.lock:
+            api.kb.delete("payments-api-spec-v2.txt")
+
+
+def test_concurrent_uploads_and_searches(client: TestClient) -> None:
+    before = {w: doc_ids(client, w) for w in ("reader_a", "reader_b")}
+    jobs: list[tuple[str, dict[str, Any]]] = []
+    errors: list[str] = []
+
+    def up(i: int) -> None:
+        who = "admin_a" if i % 2 else "admin_b"
+        r = upload(client, who, [(f"c{i}.md", f"# Doc {i}\n\nconcurrent upload number {i} about otters\n".encode())])
+        if r.status_code != 202:
+            errors.append(r.text)
+        jobs.append((who, r.json()))
+
+    def look() -> None:
+        for _ in range(3):
+            r = client.post("/v1/search", headers=h("reader_a"), json={"query": "otters"})
+            if r.status_code != 200 or not all(x["doc"].startswith("acme--") for x in r.json()["hits"]):
+                errors.append(r.text)
+
+    threads = [threading.Thread(target=up, args=(i,)) for i in range(6)] + [threading.Thread(target=look)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert all(wait_job(client, j, who)["status"] == "done" for who, j in jobs)
+    a, b = set(doc_ids(client, "reader_a")), set(doc_ids(client, "reader_b"))
+    assert a == set(before["reader_a"]) | {"acme--c1.md", "acme--c3.md", "acme--c5.md"}
+    assert b == set(before["reader_b"]) | {"globex--c0.md", "globex--c2.md", "globex--c4.md"}
+    for d in a - set(before["reader_a"]):
+        assert client.delete(f"/v1/documents/{d}", headers=h("admin_a")).status_code == 200
+    for d in b - set(before["reader_b"]):
+        assert client.delete(f"/v1/documents/{d}", headers=h("admin_b")).status_code == 200
+
+
+def test_kb_serve_starts(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "KB_DATA_DIR": str(tmp_path / "d"),
+        "KB_API_KEYS": json.dumps([{"key": KEYS["reader_a"][0], "role": "reader", "tenants": ["acme"]}]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(300):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.1)
+        assert r.json() == {"status": "ok"}
+        r = httpx.get(f"http://127.0.0.1:{port}/v1/documents", headers=h("reader_a"))
+        assert r.status_code == 200 and r.json() == {"documents": []}
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/documents").status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 def test_cors_off_by_default(client: TestClient) -> None:
     r = client.options(
         "/v1/search", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
@@ -350,3 +440,14 @@ def test_openai_client_against_uvicorn(client: TestClient, vlm: FakeVlm) -> None
     finally:
         server.should_exit = True
         t.join(10)
+
+
+def test_cors_only_for_configured_origins(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "d", api_cors_origins=["https://app.example"])
+    with KnowledgeBase(s) as kb, TestClient(create_app(kb)) as c:
+        pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        ok = c.options("/v1/search", headers={"Origin": "https://app.example", **pre})
+        assert ok.headers["access-control-allow-origin"] == "https://app.example"
+        bad = c.options("/v1/search", headers={"Origin": "https://evil.example", **pre})
+        assert "access-control-allow-origin" not in bad.headers
+        assert c.get("/v1/documents").status_code == 401  # no keys configured: everything refused

@@ -5,7 +5,11 @@ Design: every document uploaded through the API records its tenant twice — as 
 (the staged file is named that way), so two tenants uploading `report.pdf` get two documents.
 Every read goes through this module: a document, section or image key of another tenant is
 reported exactly like one that does not exist, and searches are restricted to the tenant's own
-document ids inside the Qdrant query, then checked again on the hits."""
+document ids inside the Qdrant query, then checked again on the hits.
+
+Documents ingested without the API (`kb ingest`) carry no tenant tag; they belong to the knowledge
+base's default tenant (`settings.tenant`, "default" unless set), so a CLI-built corpus is served to
+the keys bound to that tenant and to no other."""
 
 from __future__ import annotations
 
@@ -20,12 +24,15 @@ def tenant_tag(tenant: str) -> str:
     return f"{TAG_PREFIX}{tenant}"
 
 
-def owns(rec: DocumentRecord, tenant: str) -> bool:
-    return tenant_tag(tenant) in rec.tags and rec.doc_id.startswith(f"{tenant}--")
+def owns(rec: DocumentRecord, tenant: str, default_tenant: str) -> bool:
+    tagged = [t for t in rec.tags if t.startswith(TAG_PREFIX)]
+    if not tagged:
+        return tenant == default_tenant
+    return tagged == [tenant_tag(tenant)] and rec.doc_id.startswith(f"{tenant}--")
 
 
 def documents(kb: KnowledgeBase, tenant: str) -> list[DocumentRecord]:
-    return [r for r in kb.documents() if owns(r, tenant)]
+    return [r for r in kb.documents() if owns(r, tenant, kb.settings.tenant)]
 
 
 def require(kb: KnowledgeBase, tenant: str, doc_id: str) -> DocumentRecord:
@@ -35,7 +42,7 @@ def require(kb: KnowledgeBase, tenant: str, doc_id: str) -> DocumentRecord:
         rec = kb.catalog.get(doc_id)
     except DocumentNotFoundError:
         raise not_found from None
-    if rec is None or not owns(rec, tenant):
+    if rec is None or not owns(rec, tenant, kb.settings.tenant):
         raise not_found
     return rec
 
