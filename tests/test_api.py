@@ -78,6 +78,8 @@ def client(
         api_keys=[{"key": k, "role": r, "tenants": t} for k, r, t in KEYS.values()],
         api_max_upload_mb=0.5,
         api_max_files=3,
+        api_max_pages=50,
+        api_max_unpacked_mb=5,
         **{k[3:].lower(): v for k, v in model_env.items()},
     )
     kb = KnowledgeBase(settings, embedders=shared_embedders)
@@ -238,6 +240,35 @@ def test_reingest_and_delete(client: TestClient) -> None:
     assert client.delete("/v1/documents/acme--temp.md", headers=h("admin_a")).status_code == 404
 
 
+def blank_pdf(pages: int) -> bytes:
+    """A PDF of `pages` blank pages, all one shared page object (small on disk)."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = " ".join(["3 0 R"] * pages)
+    objs.append(f"<< /Type /Pages /Count {pages} /Kids [{kids}] >>".encode())
+    objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, o in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + o + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets)
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def zip_bomb() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"\0" * 40_000_000)
+    return buf.getvalue()
+
+
 def test_bad_uploads_are_clear_4xx_and_lose_nothing(client: TestClient) -> None:
     before = {w: doc_ids(client, w) for w in ("reader_a", "reader_b")}
     cases: list[tuple[list[tuple[str, bytes]], int, str]] = [
@@ -250,6 +281,9 @@ def test_bad_uploads_are_clear_4xx_and_lose_nothing(client: TestClient) -> None:
         ([("big.md", b"# big\n\n" + b"a " * 300_000)], 413, "upload limit"),
         ([(f"f{i}.md", b"# f\n\nx\n") for i in range(4)], 413, "at most 3"),
         ([("a.md", b"# a\n\nx\n"), ("a.md", b"# a\n\ny\n")], 422, "share the name"),
+        ([("broken.pdf", b"%PDF-1.4\n garbage that is no pdf\n")], 422, "not a readable PDF"),
+        ([("blank-pages.pdf", blank_pdf(10_000))], 413, "10000 pages"),
+        ([("bomb.docx", zip_bomb())], 413, "unpacks to more than"),
     ]
     for files, status, words in cases:
         r = upload(client, "admin_a", files)
@@ -267,9 +301,9 @@ def test_bad_uploads_are_clear_4xx_and_lose_nothing(client: TestClient) -> None:
     assert r.status_code == 202 and r.json()["files"] == ["acme--name.md"]
     assert wait_job(client, r.json(), "admin_a")["status"] == "done"
     # a file that passes the checks but fails to parse: the job reports it without server paths
-    r = upload(client, "admin_a", [("broken.pdf", b"%PDF-1.4\n garbage that is no pdf\n")])
+    r = upload(client, "admin_a", [("broken.md", b"# \n\n")])
     job = wait_job(client, r.json(), "admin_a")
-    assert job["status"] == "failed" and job["results"][0]["error"]
+    assert job["status"] == "failed" and job["results"][0]["error"], job
     assert "/tmp" not in json.dumps(job) and "uploads" not in json.dumps(job)
     for d in ("acme--escape.md", "acme--name.md"):
         assert client.delete(f"/v1/documents/{d}", headers=h("admin_a")).status_code == 200

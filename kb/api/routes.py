@@ -68,7 +68,13 @@ async def upload_documents(
                 raise HTTPException(422, f"two files in one upload share the name {name!r}")
             names.add(name)
             dest = batch / str(len(staged)) / name
-            await uploads.save(f, dest, int(s.api_max_upload_mb * 1e6))
+            await uploads.save(
+                f,
+                dest,
+                int(s.api_max_upload_mb * 1e6),
+                max_pages=s.api_max_pages,
+                max_unpacked_bytes=int(s.api_max_unpacked_mb * 1e6),
+            )
             staged.append(dest)
     except BaseException:
         shutil.rmtree(batch, ignore_errors=True)

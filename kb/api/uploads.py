@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import zipfile
 from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
@@ -47,7 +48,30 @@ def check_type(name: str, head: bytes) -> None:
             raise HTTPException(422, f"{name!r} has no text")
 
 
-async def save(upload: UploadFile, dest: Path, max_bytes: int) -> int:
+def check_content(path: Path, *, max_pages: int, max_unpacked_bytes: int) -> None:
+    """Checks that need the whole file: PDF page count, zip containers' unpacked size (zip bombs)."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt == "pdf":
+        from pypdf import PdfReader
+
+        try:
+            pages = len(PdfReader(path).pages)
+        except Exception:  # any parser failure means the client sent no readable PDF
+            raise HTTPException(422, f"{path.name!r} is not a readable PDF") from None
+        if pages > max_pages:
+            raise HTTPException(413, f"{path.name!r} has {pages} pages; the limit is {max_pages}")
+    elif fmt in _ZIP_FORMATS:
+        try:
+            with zipfile.ZipFile(path) as z:
+                unpacked = sum(i.file_size for i in z.infolist())
+                entries = len(z.infolist())
+        except (zipfile.BadZipFile, OSError):
+            raise HTTPException(422, f"{path.name!r} is not a readable {fmt.upper()} file") from None
+        if unpacked > max_unpacked_bytes or entries > 10_000:
+            raise HTTPException(413, f"{path.name!r} unpacks to more than the {max_unpacked_bytes / 1e6:g} MB limit")
+
+
+async def save(upload: UploadFile, dest: Path, max_bytes: int, *, max_pages: int, max_unpacked_bytes: int) -> int:
     """Stream one upload to `dest`, refusing it once it passes `max_bytes`; returns its size."""
     size = 0
     head = b""
@@ -62,6 +86,7 @@ async def save(upload: UploadFile, dest: Path, max_bytes: int) -> int:
                     head += chunk[: 8192 - len(head)]
                 f.write(chunk)
         check_type(dest.name, head)
+        check_content(dest, max_pages=max_pages, max_unpacked_bytes=max_unpacked_bytes)
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
