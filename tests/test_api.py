@@ -284,6 +284,7 @@ def test_bad_uploads_are_clear_4xx_and_lose_nothing(client: TestClient) -> None:
         ([("broken.pdf", b"%PDF-1.4\n garbage that is no pdf\n")], 422, "not a readable PDF"),
         ([("blank-pages.pdf", blank_pdf(10_000))], 413, "10000 pages"),
         ([("bomb.docx", zip_bomb())], 413, "unpacks to more than"),
+        ([("deep.html", b"<html><body>" + b"<div>" * 20_000 + b"x" + b"</div>" * 20_000)], 422, "deeper than"),
     ]
     for files, status, words in cases:
         r = upload(client, "admin_a", files)

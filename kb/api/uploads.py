@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zipfile
+from html.parser import HTMLParser
 from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
@@ -15,6 +16,46 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _ZIP_FORMATS = {"docx", "pptx"}
 _TEXT_FORMATS = {"md", "html", "txt"}
 CHUNK = 1 << 20
+MAX_HTML_DEPTH = 512
+_VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+    "p",
+    "li",
+}
+
+
+class _Depth(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = self.max = 0
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag not in _VOID:
+            self.depth += 1
+            self.max = max(self.max, self.depth)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _VOID:
+            self.depth = max(0, self.depth - 1)
+
+
+def _html_depth(text: str) -> int:
+    p = _Depth()
+    p.feed(text)
+    p.close()
+    return p.max
 
 
 def safe_name(raw: str | None) -> str:
@@ -60,6 +101,10 @@ def check_content(path: Path, *, max_pages: int, max_unpacked_bytes: int) -> Non
             raise HTTPException(422, f"{path.name!r} is not a readable PDF") from None
         if pages > max_pages:
             raise HTTPException(413, f"{path.name!r} has {pages} pages; the limit is {max_pages}")
+    elif fmt == "html":
+        depth = _html_depth(path.read_text("utf-8", errors="replace"))
+        if depth > MAX_HTML_DEPTH:
+            raise HTTPException(422, f"{path.name!r} nests HTML elements deeper than {MAX_HTML_DEPTH} levels")
     elif fmt in _ZIP_FORMATS:
         try:
             with zipfile.ZipFile(path) as z:
