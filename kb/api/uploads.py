@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from ingest.parse import FORMATS
 
@@ -131,7 +132,8 @@ async def save(upload: UploadFile, dest: Path, max_bytes: int, *, max_pages: int
                     head += chunk[: 8192 - len(head)]
                 f.write(chunk)
         check_type(dest.name, head)
-        check_content(dest, max_pages=max_pages, max_unpacked_bytes=max_unpacked_bytes)
+        # parsing page trees, zip directories and HTML is blocking work: off the event loop
+        await run_in_threadpool(check_content, dest, max_pages=max_pages, max_unpacked_bytes=max_unpacked_bytes)
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
