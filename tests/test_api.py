@@ -232,12 +232,26 @@ def test_reingest_and_delete(client: TestClient) -> None:
     assert job["status"] == "done" and job["results"][0]["status"] == "ingested", job
     d = client.get("/v1/documents/acme--temp.md", headers=h("reader_a")).json()
     assert d["tags"] == ["t"]
+    # the same bytes again (new tags), then a new version: one kept copy, and reingest still finds it
+    uploads = client.app.state.kb.settings.data_dir / "uploads" / "acme"  # type: ignore[attr-defined]
+    r = upload(client, "admin_a", [("temp.md", b"# Temp\n\ntemporary notes on walruses\n")], tags=["u"])
+    assert wait_job(client, r.json(), "admin_a")["results"][0]["status"] == "unchanged"
+    assert client.get("/v1/documents/acme--temp.md", headers=h("reader_a")).json()["tags"] == ["u"]
+    assert len(list(uploads.rglob("acme--temp.md"))) == 1
+    r = upload(client, "admin_a", [("temp.md", b"# Temp\n\nnew notes on seals\n")], tags=["t"])
+    assert wait_job(client, r.json(), "admin_a")["results"][0]["status"] == "ingested"
+    assert len(list(uploads.rglob("acme--temp.md"))) == 1
+    r = client.post("/v1/documents/acme--temp.md/reingest", headers=h("admin_a"))
+    assert wait_job(client, r.json(), "admin_a")["status"] == "done"
+    d = client.get("/v1/documents/acme--temp.md", headers=h("reader_a")).json()
+    assert "seals" in d["sections"][0]["text"] and d["tags"] == ["t"]
     keys = [i["key"] for s in d["sections"] for i in s["images"]]
     r = client.delete("/v1/documents/acme--temp.md", headers=h("admin_a"))
     assert r.status_code == 200 and r.json()["deleted"] == "acme--temp.md"
     assert client.get("/v1/documents/acme--temp.md", headers=h("reader_a")).status_code == 404
     assert all(client.get(f"/v1/images/{k}", headers=h("reader_a")).status_code == 404 for k in keys)
     assert client.delete("/v1/documents/acme--temp.md", headers=h("admin_a")).status_code == 404
+    assert not list(uploads.rglob("acme--temp.md"))  # the kept upload went with it
 
 
 def blank_pdf(pages: int) -> bytes:

@@ -98,7 +98,7 @@ class ApiState:
                     drop_upload_dir(path.parent, self.uploads_dir)
             else:
                 want = sorted({*tags, tenancy.tenant_tag(job.tenant)})
-                if res.status == "unchanged" and res.doc_id:
+                if res.doc_id:  # an upload's tags replace the document's (ingest alone merges them)
                     with self.lock:
                         cur = self.kb.catalog.get(res.doc_id)
                         if cur is not None and sorted(cur.tags) != want:
@@ -106,11 +106,12 @@ class ApiState:
                 entry.update(sections=res.sections, images=res.images, pages=res.pages)
                 if res.warnings:
                     entry["warnings"] = [_scrub(w, path) for w in res.warnings]
-                if staged_root and old is not None and Path(old.source_path).parent != path.parent:
-                    if res.status == "unchanged":
-                        drop_upload_dir(path.parent, self.uploads_dir)  # the kept copy of the same bytes stays
-                    else:
-                        drop_upload_dir(Path(old.source_path).parent, self.uploads_dir)  # the previous version's copy
+                if staged_root:  # keep exactly the copy the manifest now names; drop the other one
+                    cur = self.kb.catalog.get(res.doc_id) if res.doc_id else None
+                    keep = Path(cur.source_path).parent if cur is not None else None
+                    candidates = {path.parent} | ({Path(old.source_path).parent} if old is not None else set())
+                    for folder in candidates - {keep}:
+                        drop_upload_dir(folder, self.uploads_dir)
             job.results.append(entry)
 
 
