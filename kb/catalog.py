@@ -100,6 +100,9 @@ class Catalog:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._live: tuple[tuple[tuple[str, int, int], ...], frozenset[str]] | None = None
+        # Parsed manifests by file name, with the (mtime, size) they were read at: listing the
+        # catalog (every search in the API, every image request) re-parses only what changed.
+        self._parsed: dict[str, tuple[tuple[int, int, int], DocumentRecord]] = {}
 
     def _path(self, doc_id: str) -> Path:
         if not doc_id or "/" in doc_id or doc_id.startswith(".") or _UNSAFE.search(doc_id):
@@ -130,8 +133,21 @@ class Catalog:
     def __iter__(self) -> Iterator[DocumentRecord]:
         if not self.root.is_dir():
             return
+        seen: set[str] = set()
         for p in sorted(self.root.glob("*.json")):
-            yield DocumentRecord.model_validate_json(p.read_bytes())
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # deleted while listing
+                continue
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # atomic replace gives a new inode
+            seen.add(p.name)
+            cached = self._parsed.get(p.name)
+            if cached is None or cached[0] != stamp:
+                cached = (stamp, DocumentRecord.model_validate_json(p.read_bytes()))
+                self._parsed[p.name] = cached
+            yield cached[1].model_copy(deep=True)  # callers may mutate what they get
+        for name in set(self._parsed) - seen:
+            del self._parsed[name]
 
     def live_point_ids(self) -> frozenset[str]:
         """Point ids of the current version of every document; re-read only when a manifest changed."""
