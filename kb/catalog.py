@@ -6,10 +6,15 @@ crash leaves orphan images (collected later) but never a half-ingested document.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import threading
+import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -96,13 +101,51 @@ def doc_id_for(path: Path) -> str:
     return safe[:120]
 
 
+@dataclass(frozen=True)
+class DocSummary:
+    """What per-request checks need from a manifest (scoping, live ids, image ownership), without
+    copying its sections."""
+
+    doc_id: str
+    tags: tuple[str, ...]
+    point_ids: frozenset[str]
+    image_keys: frozenset[str]
+
+    @classmethod
+    def of(cls, rec: DocumentRecord) -> DocSummary:
+        return cls(
+            rec.doc_id,
+            tuple(rec.tags),
+            frozenset(s.point_id for s in rec.sections if s.point_id),
+            frozenset(rec.image_keys),
+        )
+
+
+_Stamp = tuple[tuple[str, int, int, int], ...]
+
+STAMP_TTL_S = 0.25
+# Manifest writes per catalog directory in this process, shared by every Catalog on it.
+_GENERATION: dict[str, int] = {}
+_GENERATION_LOCK = threading.Lock()
+
+
+def _entry(name: str, st: os.stat_result) -> tuple[str, int, int, int]:
+    return (name, st.st_ino, st.st_mtime_ns, st.st_size)  # atomic replace gives a new inode
+
+
 class Catalog:
+    """Thread-safe: the API lists and reads it from many request threads while one writes."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._live: tuple[tuple[tuple[str, int, int], ...], frozenset[str]] | None = None
-        # Parsed manifests by file name, with the (mtime, size) they were read at: listing the
-        # catalog (every search in the API, every image request) re-parses only what changed.
+        self._lock = threading.Lock()
+        self._summaries: tuple[_Stamp, dict[str, DocSummary], frozenset[str]] | None = None
+        # Parsed manifests by file name, with the (inode, mtime, size) they were read at: listing the
+        # catalog re-parses only what changed.
         self._parsed: dict[str, tuple[tuple[int, int, int], DocumentRecord]] = {}
+        self._key = str(root.absolute())
+        self._stamp_cache: tuple[int, float, _Stamp] | None = None
+        self._stamp_lock = threading.Lock()
 
     def _path(self, doc_id: str) -> Path:
         if not doc_id or "/" in doc_id or doc_id.startswith(".") or _UNSAFE.search(doc_id):
@@ -124,43 +167,87 @@ class Catalog:
     def put(self, rec: DocumentRecord) -> None:
         data = json.dumps(rec.model_dump(mode="json"), ensure_ascii=False, indent=1).encode()
         atomic_write_bytes(self._path(rec.doc_id), data)
+        self._changed(f"{rec.doc_id}.json")
 
     def delete(self, doc_id: str) -> DocumentRecord:
         rec = self.require(doc_id)
         self._path(doc_id).unlink()
+        self._changed(f"{doc_id}.json")
         return rec
 
-    def __iter__(self) -> Iterator[DocumentRecord]:
-        if not self.root.is_dir():
-            return
-        seen: set[str] = set()
-        for p in sorted(self.root.glob("*.json")):
+    def _stamp(self) -> _Stamp:
+        """Name, inode, mtime and size of every manifest: what changed since the last look.
+
+        Writes in this process are seen at once (they bump a per-directory generation; this catalog's
+        own writes patch its stamp in place); another process's (a second API replica on a shared
+        data dir) within STAMP_TTL_S."""
+        with self._stamp_lock:  # one thread rescans; the others wait for its result
+            gen = _GENERATION.get(self._key, 0)
+            cached = self._stamp_cache
+            now = time.monotonic()
+            if cached is not None and cached[0] == gen and now - cached[1] < STAMP_TTL_S:
+                return cached[2]
+            out = {}
             try:
-                st = p.stat()
-            except FileNotFoundError:  # deleted while listing
-                continue
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # atomic replace gives a new inode
-            seen.add(p.name)
-            cached = self._parsed.get(p.name)
-            if cached is None or cached[0] != stamp:
-                cached = (stamp, DocumentRecord.model_validate_json(p.read_bytes()))
-                self._parsed[p.name] = cached
-            yield cached[1].model_copy(deep=True)  # callers may mutate what they get
-        for name in set(self._parsed) - seen:
-            del self._parsed[name]
+                entries = list(os.scandir(self.root))
+            except FileNotFoundError:
+                entries = []
+            for e in entries:
+                if e.name.endswith(".json") and not e.name.startswith("."):
+                    with contextlib.suppress(FileNotFoundError):  # deleted while listing
+                        out[e.name] = _entry(e.name, e.stat())
+            stamp = tuple(out[k] for k in sorted(out))
+            self._stamp_cache = (gen, now, stamp)
+            return stamp
+
+    def _changed(self, name: str) -> None:
+        with self._stamp_lock, _GENERATION_LOCK:
+            gen = _GENERATION[self._key] = _GENERATION.get(self._key, 0) + 1
+            cached = self._stamp_cache
+            if cached is not None and cached[0] == gen - 1:  # nobody else wrote since: patch, don't rescan
+                entries = {e[0]: e for e in cached[2] if e[0] != name}
+                with contextlib.suppress(FileNotFoundError):
+                    entries[name] = _entry(name, (self.root / name).stat())
+                self._stamp_cache = (gen, cached[1], tuple(entries[k] for k in sorted(entries)))
+
+    def _records(self, stamp: _Stamp) -> list[DocumentRecord]:
+        """The parsed manifests named by `stamp` (shared objects: never hand them out unchanged)."""
+        with self._lock:
+            out = []
+            for name, ino, mtime, size in stamp:
+                cached = self._parsed.get(name)
+                if cached is None or cached[0] != (ino, mtime, size):
+                    try:
+                        data = (self.root / name).read_bytes()
+                    except FileNotFoundError:
+                        continue
+                    cached = ((ino, mtime, size), DocumentRecord.model_validate_json(data))
+                    self._parsed[name] = cached
+                out.append(cached[1])
+            for gone in set(self._parsed) - {name for name, *_ in stamp}:
+                del self._parsed[gone]
+            return out
+
+    def __iter__(self) -> Iterator[DocumentRecord]:
+        for rec in self._records(self._stamp()):
+            yield rec.model_copy(deep=True)  # callers may mutate what they get
+
+    def summaries(self) -> Mapping[str, DocSummary]:
+        """Every document's summary by id; re-read only when a manifest changed."""
+        return self._snapshot()[1]
 
     def live_point_ids(self) -> frozenset[str]:
-        """Point ids of the current version of every document; re-read only when a manifest changed."""
-        stamp = tuple(
-            (p.name, st.st_mtime_ns, st.st_size)
-            for p in sorted(self.root.glob("*.json"))
-            if self.root.is_dir()
-            for st in [p.stat()]
-        )
-        if self._live is None or self._live[0] != stamp:
-            ids = frozenset(s.point_id for rec in self for s in rec.sections if s.point_id)
-            self._live = (stamp, ids)
-        return self._live[1]
+        """Point ids of the current version of every document."""
+        return self._snapshot()[2]
+
+    def _snapshot(self) -> tuple[_Stamp, dict[str, DocSummary], frozenset[str]]:
+        stamp = self._stamp()
+        snap = self._summaries
+        if snap is None or snap[0] != stamp:
+            docs = {r.doc_id: DocSummary.of(r) for r in self._records(stamp)}
+            snap = (stamp, docs, frozenset(i for d in docs.values() for i in d.point_ids))
+            self._summaries = snap
+        return snap
 
     def referenced_images(self) -> set[str]:
-        return {k for rec in self for k in rec.image_keys}
+        return {k for d in self.summaries().values() for k in d.image_keys}

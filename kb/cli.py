@@ -457,6 +457,15 @@ def serve(
         str, typer.Option("--host", help="address to bind (0.0.0.0 exposes it on the network)")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8000,
+    torch_threads: Annotated[
+        int,
+        typer.Option(
+            "--torch-threads",
+            help="CPU threads per model call (0 = torch's default). Concurrent requests already run "
+            "calls side by side, so 1 serves most requests per second on a CPU; GPUs ignore it",
+        ),
+    ] = 1,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="log every request")] = True,
     config: ConfigOpt = None,
 ) -> None:
     """Start the HTTP API (OpenAPI at /docs; OpenAI-compatible /v1/chat/completions). Needs KB_API_KEYS."""
@@ -470,9 +479,13 @@ def serve(
     settings = _run(lambda: _settings(config))
     if not settings.api_keys:
         err.print("[yellow]warning:[/] no API keys configured (KB_API_KEYS), so every /v1 call is refused")
+    if torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     with KnowledgeBase(settings) as kb:
         err.print(f"Glyph KB API on http://{host}:{port}  (OpenAPI: /docs, Ctrl+C to stop)")
-        uvicorn.run(create_app(kb), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(kb), host=host, port=port, log_level="info", access_log=access_log)
 
 
 def main() -> None:

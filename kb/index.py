@@ -7,8 +7,10 @@ The collection's metadata records which embedders built it; opening it with othe
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +21,8 @@ from qdrant_client import QdrantClient, models
 
 from kb.embed.base import EmbedderSpec, SparseVector
 from kb.errors import ConfigError, KbError, StoreLockedError
-from kb.local_mirror import LocalMirror, forget_client, mirror_for
+from kb.local_mirror import LocalMirror, forget_client, is_local_client, mirror_for
+from kb.rwlock import RWLock
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,22 @@ IMAGE, TEXT, BM25 = "image", "text", "bm25"
 DENSE_SIGNALS = (IMAGE, TEXT)
 KEYWORD_FIELDS = ("doc_id", "tags", "tenant", "format")
 _NS = uuid.UUID("6f1d3c2a-3b7e-4f52-9d0e-6b1f0c9a7e11")
+
+
+# Local mode's client is not thread-safe: one readers-writer lock per client, shared by every
+# QdrantIndex on it. A server client needs none (the server orders concurrent requests).
+_LOCKS: weakref.WeakKeyDictionary[QdrantClient, RWLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(client: QdrantClient) -> RWLock | None:
+    if not is_local_client(client):
+        return None
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(client)
+        if lock is None:
+            lock = _LOCKS[client] = RWLock()
+        return lock
 
 
 class IndexError_(KbError):
@@ -83,6 +102,23 @@ class QdrantIndex:
         self.client = client
         self.collection = collection
         self.mirror = mirror
+        self._rw = _lock_for(client)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self._rw is None:
+            yield
+        else:
+            with self._rw.read():
+                yield
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        if self._rw is None:
+            yield
+        else:
+            with self._rw.write():
+                yield
 
     def close(self) -> None:
         forget_client(self.client)
@@ -94,9 +130,10 @@ class QdrantIndex:
 
     # -- schema -------------------------------------------------------------------------------
     def recorded_specs(self) -> dict[str, EmbedderSpec] | None:
-        if not self.client.collection_exists(self.collection):
-            return None
-        meta = self.client.get_collection(self.collection).config.metadata or {}
+        with self._reading():
+            if not self.client.collection_exists(self.collection):
+                return None
+            meta = self.client.get_collection(self.collection).config.metadata or {}
         raw = meta.get("embedders", {})
         return {k: EmbedderSpec(str(v["model_id"]), int(v["dim"])) for k, v in raw.items()}
 
@@ -119,30 +156,35 @@ class QdrantIndex:
             if name in DENSE_SIGNALS
         }
         sparse = {BM25: models.SparseVectorParams(modifier=models.Modifier.IDF)} if BM25 in specs else None
-        if (m := self._mirror()) is not None:
-            m.invalidate()
-        self.client.create_collection(
-            self.collection,
-            vectors_config=dense,
-            sparse_vectors_config=sparse,
-            metadata={"embedders": {k: v.as_dict() for k, v in specs.items()}},
-        )
-        with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); servers use them
-            warnings.simplefilter("ignore", UserWarning)
-            for f in KEYWORD_FIELDS:
-                self.client.create_payload_index(self.collection, f, models.PayloadSchemaType.KEYWORD)
+        with self._writing():
+            if self.client.collection_exists(self.collection):  # another thread made it meanwhile
+                return self.ensure(specs)
+            if (m := self._mirror()) is not None:
+                m.invalidate()
+            self.client.create_collection(
+                self.collection,
+                vectors_config=dense,
+                sparse_vectors_config=sparse,
+                metadata={"embedders": {k: v.as_dict() for k, v in specs.items()}},
+            )
+            with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); servers use them
+                warnings.simplefilter("ignore", UserWarning)
+                for f in KEYWORD_FIELDS:
+                    self.client.create_payload_index(self.collection, f, models.PayloadSchemaType.KEYWORD)
 
     def drop(self) -> None:
-        if (m := self._mirror()) is not None:
-            m.invalidate()
-        if self.client.collection_exists(self.collection):
-            self.client.delete_collection(self.collection)
+        with self._writing():
+            if (m := self._mirror()) is not None:
+                m.invalidate()
+            if self.client.collection_exists(self.collection):
+                self.client.delete_collection(self.collection)
 
     # -- writes -------------------------------------------------------------------------------
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
-        found = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=False)
+        with self._reading():
+            found = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=False)
         return {str(p.id) for p in found}
 
     def upsert(self, points: Sequence[IndexPoint], batch: int = 128) -> None:
@@ -178,11 +220,12 @@ class QdrantIndex:
         keep = set(live)
         stale: list[str] = []
         offset: Any = None
-        while True:
-            pts, offset = self.client.scroll(self.collection, limit=1024, offset=offset, with_payload=False)
-            stale += [str(p.id) for p in pts if str(p.id) not in keep]
-            if offset is None:
-                break
+        with self._reading():
+            while True:
+                pts, offset = self.client.scroll(self.collection, limit=1024, offset=offset, with_payload=False)
+                stale += [str(p.id) for p in pts if str(p.id) not in keep]
+                if offset is None:
+                    break
         if stale:
             with self._mirrored_write() as m:
                 self.client.delete(self.collection, models.PointIdsList(points=stale), wait=True)  # type: ignore[arg-type]
@@ -201,20 +244,23 @@ class QdrantIndex:
 
     @contextmanager
     def _mirrored_write(self) -> Iterator[LocalMirror | None]:
-        """Yields the loaded mirror, if any, to repeat the write on; a failed write invalidates it."""
-        m = self._mirror()
-        try:
-            yield m
-        except BaseException:
-            if m is not None:
-                m.invalidate()
-            raise
+        """Holds the write lock and yields the loaded mirror, if any, to repeat the write on; a failed
+        write invalidates it."""
+        with self._writing():
+            m = self._mirror()
+            try:
+                yield m
+            except BaseException:
+                if m is not None:
+                    m.invalidate()
+                raise
 
     def count(self, doc_id: str | None = None) -> int:
-        if not self.client.collection_exists(self.collection):
-            return 0
-        flt = _filter(doc_ids=[doc_id]) if doc_id else None
-        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
+        with self._reading():
+            if not self.client.collection_exists(self.collection):
+                return 0
+            flt = _filter(doc_ids=[doc_id]) if doc_id else None
+            return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
 
     # -- reads --------------------------------------------------------------------------------
     def query(
@@ -232,6 +278,20 @@ class QdrantIndex:
         """Prefetch per signal, fuse with (weighted) RRF server-side; one round trip that also
         returns each signal's own ranking, so every hit carries the score of each signal that found it.
         `rrf_k` None is Qdrant's default k. In local mode the mirror answers, with the same results."""
+        with self._reading():
+            return self._query(queries, limit, per_signal_limit, weights, rrf_k, doc_ids, tags, tenant)
+
+    def _query(
+        self,
+        queries: Mapping[str, np.ndarray | SparseVector],
+        limit: int,
+        per_signal_limit: int,
+        weights: Mapping[str, float] | None,
+        rrf_k: int | None,
+        doc_ids: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        tenant: str | None,
+    ) -> list[ScoredPoint]:
         if self.mirror and (m := mirror_for(self.client, self.collection, create=True)) is not None:
             hits = m.search(
                 self.client,

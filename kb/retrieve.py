@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.embed.base import SparseVector
+from kb.embed.batching import QueryBatcher
 from kb.embed.factory import Embedders
 from kb.hits import Hit
 from kb.images import ImageStore
@@ -61,6 +62,10 @@ class Retriever:
         self.weights = dict(weights or {})
         self.rrf_k = rrf_k
         self.live_ids = live_ids
+        # Concurrent searches (the API) share forward passes; a lone search is not delayed.
+        e = embedders
+        self._clip_queries = QueryBatcher(_rows(e.clip.embed_texts), name="kb-clip-queries") if e.clip else None
+        self._text_queries = QueryBatcher(_rows(e.text.embed_queries), name="kb-text-queries") if e.text else None
 
     def query_vectors(
         self, question: str, signals: Sequence[str] | None = None
@@ -68,10 +73,10 @@ class Retriever:
         e = self.embedders
         want = set(signals or e.signals)
         out: dict[str, np.ndarray | SparseVector] = {}
-        if e.clip and IMAGE in want:
-            out[IMAGE] = e.clip.embed_texts([question])[0]
-        if e.text and TEXT in want:
-            out[TEXT] = e.text.embed_queries([question])[0]
+        if self._clip_queries and IMAGE in want:
+            out[IMAGE] = self._clip_queries(question)
+        if self._text_queries and TEXT in want:
+            out[TEXT] = self._text_queries(question)
         if e.bm25 and BM25 in want:
             out[BM25] = e.bm25.embed_queries([question])[0]
         return out
@@ -138,6 +143,10 @@ def apply_quota(points: Sequence[ScoredPoint], k: int, quota: int) -> list[Score
         if len(taken) == k:
             break
     return taken + skipped[: max(0, k - len(taken))]
+
+
+def _rows(encode: Callable[[Sequence[str]], np.ndarray]) -> Callable[[list[str]], list[np.ndarray]]:
+    return lambda texts: list(encode(texts))
 
 
 def _abs(p: Path) -> Path:

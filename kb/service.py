@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class KnowledgeBase:
         self._index: QdrantIndex | None = None
         self._embedders: Embedders | None = embedders
         self._retriever: Retriever | None = None
+        self._open_lock = threading.RLock()  # request threads may open the parts at once; open them once
 
     # -- lazily opened parts ---------------------------------------------------------------------
     @property
@@ -59,9 +61,11 @@ class KnowledgeBase:
         if self._index is None:
             from kb.index import QdrantIndex, open_client
 
-            self._index = QdrantIndex(
-                open_client(self.settings, location=self._qdrant_location), self.settings.collection
-            )
+            with self._open_lock:
+                if self._index is None:
+                    self._index = QdrantIndex(
+                        open_client(self.settings, location=self._qdrant_location), self.settings.collection
+                    )
         return self._index
 
     @property
@@ -69,7 +73,9 @@ class KnowledgeBase:
         if self._embedders is None:
             from kb.embed.factory import build_embedders
 
-            self._embedders = build_embedders(self.settings)
+            with self._open_lock:
+                if self._embedders is None:
+                    self._embedders = build_embedders(self.settings)
         return self._embedders
 
     def indexer(self) -> DocumentIndexer:
@@ -82,16 +88,19 @@ class KnowledgeBase:
         if self._retriever is None:
             from kb.retrieve import Retriever
 
-            self.indexer().ensure()  # checks the collection matches the configured models
-            self._retriever = Retriever(
-                self.index,
-                self.embedders,
-                self.images,
-                per_signal_limit=self.settings.per_signal_limit,
-                weights=self.settings.signal_weights,
-                rrf_k=self.settings.rrf_k,
-                live_ids=self.catalog.live_point_ids,
-            )
+            with self._open_lock:
+                if self._retriever is not None:
+                    return self._retriever
+                self.indexer().ensure()  # checks the collection matches the configured models
+                self._retriever = Retriever(
+                    self.index,
+                    self.embedders,
+                    self.images,
+                    per_signal_limit=self.settings.per_signal_limit,
+                    weights=self.settings.signal_weights,
+                    rrf_k=self.settings.rrf_k,
+                    live_ids=self.catalog.live_point_ids,
+                )
         return self._retriever
 
     def close(self) -> None:
@@ -115,7 +124,8 @@ class KnowledgeBase:
         if opts.tenant is None:
             opts.tenant = self.settings.tenant
         if opts.doc_ids:
-            unknown = [d for d in opts.doc_ids if self.catalog.get(d) is None]
+            known = self.catalog.summaries()
+            unknown = [d for d in opts.doc_ids if d not in known]
             if unknown:
                 raise KbError(f"unknown document(s): {', '.join(unknown)}", "see `kb docs` for ids")
         if not self.catalog.live_point_ids():

@@ -145,6 +145,14 @@ def test_kill_9_mid_ingest_keeps_old_or_new_and_gc_leaves_no_orphans(
             )
             assert s.search(OLD_WORD) == []
             assert any(h["doc"] == DOC for h in s.search(NEW_WORD))
+        # The restarted server resumed the interrupted job (its record and staged file survived): the
+        # upload the client was told was accepted lands without being sent again.
+        j = s.wait(job, ("done", "failed"), timeout=300)
+        assert j["status"] == "done" and j["results"][0]["status"] == "ingested", j
+        doc = s.c.get(f"/v1/documents/{DOC}").json()
+        text = json.dumps(doc)
+        assert OLD_WORD not in text and all(f"{NEW_WORD} section {i}:" in text for i in range(600))
+        assert s.search(OLD_WORD) == [] and any(h["doc"] == DOC for h in s.search(NEW_WORD))
     finally:
         s.stop()
 

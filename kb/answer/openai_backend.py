@@ -27,19 +27,24 @@ log = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
-def png_data_url(im: Image.Image) -> str:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", optimize=False)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def png_data_url(im: Image.Image, stored: bytes | None = None) -> str:
+    """`stored`: the image's PNG file as stored, sent as-is (re-encoding costs more than the request)."""
+    if stored is None:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", optimize=False)
+        stored = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(stored).decode("ascii")
 
 
 def chat_messages(prompt: Prompt) -> list[dict[str, Any]]:
+    stored = {id(im): png for src in prompt.sources for im, png in zip(src.images, src.png, strict=False) if png}
     content: list[dict[str, Any]] = []
     for part in user_parts(prompt):
         if isinstance(part, str):
             content.append({"type": "text", "text": part})
         else:
-            content.append({"type": "image_url", "image_url": {"url": png_data_url(part)}})
+            url = png_data_url(part, stored.get(id(part)))
+            content.append({"type": "image_url", "image_url": {"url": url}})
     return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
 
 

@@ -6,6 +6,7 @@ are fitted to the model's context: lowest-ranked images are shrunk first, then d
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import re
@@ -136,9 +137,11 @@ class _Cand:
         return sum(visual_tokens(*_scaled(s, scale, patch), patch) for s in self.sizes)
 
 
-def _open(p: Path) -> Image.Image:
-    with Image.open(p) as im:
-        return im.convert("RGB")
+def _open(p: Path) -> tuple[Image.Image, bytes]:
+    """The image (decoded only when its pixels are needed: a resize, or an in-process model) and its file."""
+    data = p.read_bytes()
+    im = Image.open(io.BytesIO(data))
+    return (im if im.mode == "RGB" else im.convert("RGB")), data
 
 
 def _paths(hit: Hit, store: ImageStore | None) -> list[Path]:
@@ -164,7 +167,7 @@ def build_prompt(
     count = _count_text(settings)
     notes: list[str] = []
 
-    loaded: dict[int, list[Image.Image]] = {}
+    loaded: dict[int, list[tuple[Image.Image, bytes]]] = {}
     cands: list[_Cand] = []
     for n, hit in enumerate(hits, 1):
         label = hit.label(n)
@@ -172,7 +175,7 @@ def build_prompt(
         if use_images:
             imgs = [_open(p) for p in _paths(hit, images)]
             loaded[n] = imgs
-            for im in imgs:
+            for im, _ in imgs:
                 f = _fit_pixels(im.size, settings.vlm_max_pixels)
                 sizes.append(_scaled(im.size, f, patch) if f < 1.0 else im.size)
         text = hit.text if use_text else None
@@ -228,9 +231,12 @@ def build_prompt(
     sources: list[PromptImage] = []
     for c, s in zip(sent, scales, strict=True):
         out_imgs: list[Image.Image] = []
-        for im, size in zip(loaded.get(c.n, []), c.sizes, strict=True):
+        pngs: list[bytes | None] = []
+        for (im, data), size in zip(loaded.get(c.n, []), c.sizes, strict=True):
             target = _scaled(size, s, patch) if s < 1.0 else size
-            out_imgs.append(im if target == im.size else im.resize(target, Image.Resampling.LANCZOS))
+            same = target == im.size
+            out_imgs.append(im if same else im.resize(target, Image.Resampling.LANCZOS))
+            pngs.append(data if same and data.startswith(b"\x89PNG") else None)
         sources.append(
             PromptImage(
                 n=c.n,
@@ -239,6 +245,7 @@ def build_prompt(
                 images=out_imgs,
                 visual_tokens=sum(visual_tokens(im.width, im.height, patch) for im in out_imgs),
                 text=c.text,
+                png=pngs,
             )
         )
     return Prompt(

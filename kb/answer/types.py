@@ -23,6 +23,8 @@ class PromptImage:
     images: list[Image.Image]  # the glyph image(s), possibly downscaled by the budget
     visual_tokens: int
     text: str | None = None  # section text, in "text" / "image+text" context modes
+    # The stored PNG of each image sent at its stored size (None where resized): sent as-is, not re-encoded.
+    png: list[bytes | None] = field(default_factory=list)
 
 
 @dataclass

@@ -58,8 +58,9 @@ def create_app(kb: KnowledgeBase) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        api.recover_jobs()
         yield
-        api.jobs.shutdown()
+        api.close()
 
     app = FastAPI(
         title="Glyph KB",
@@ -124,8 +125,7 @@ def create_app(kb: KnowledgeBase) -> FastAPI:
 
 def _check_store(api: ApiState) -> str:
     try:
-        with api.lock:
-            api.kb.index.count()
+        api.kb.index.count()
         return "ok"
     except Exception as exc:  # any failure means not ready; the reason goes to the log, not the client
         log.warning("store not reachable: %s", exc)

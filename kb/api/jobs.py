@@ -108,7 +108,7 @@ class JobRunner:
         self._jobs: dict[str, Job] = {}
         self._owned: dict[str, int] = {}  # job id -> fd holding the flock on store/<id>.lock
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest", initializer=_lower_priority)
         self.store = store
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
@@ -317,3 +317,13 @@ class JobRunner:
                     with contextlib.suppress(FileNotFoundError):
                         stale.unlink()
                 excess -= 1
+
+
+INGEST_NICE = 10
+
+
+def _lower_priority() -> None:
+    """Run ingest below request threads: a burst of uploads then slows ingest, not searches. Linux
+    applies a nice value per thread (the threads torch starts from here inherit it)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INGEST_NICE)

@@ -16,10 +16,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from kb.answer.run import AnswerStream, AskOptions, generate, make_answerer
+from kb.answer.run import AnswerStream, AskOptions, generate
 from kb.answer.types import Answer
 from kb.api.auth import Reader
-from kb.api.routes import _close, answer_json, state
+from kb.api.routes import answer_json, state
 from kb.errors import VlmError, VlmUnavailableError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -93,15 +93,12 @@ def chat_completions(request: Request, principal: Reader, body: ChatIn) -> Any:
     st = state(request)
     question, query = conversation(body.messages)
     prep = st.prepare(principal.tenant, question, AskOptions(), retrieval_query=query)
-    answerer = make_answerer(st.kb.settings)
+    answerer = st.answerer()
     if answerer is None:
         raise VlmUnavailableError("no vision-language model is configured, so there is no answer", "use /v1/search")
     c = _Chunker()
     if not body.stream:
-        try:
-            a = generate(prep, answerer, st.kb.settings)
-        finally:
-            _close(answerer)
+        a = generate(prep, answerer, st.kb.settings)
         return {
             "id": c.id,
             "object": "chat.completion",
@@ -134,8 +131,6 @@ def chat_completions(request: Request, principal: Reader, body: ChatIn) -> Any:
             yield c.chunk({}, "stop", citations=answer_json(stream.answer)["citations"])
         except VlmError:
             yield c.chunk({"content": "\n\n[error: the vision-language model failed to answer]"}, "stop")
-        finally:
-            _close(answerer)
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

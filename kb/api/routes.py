@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from kb.answer.run import AnswerStream, AskOptions, generate, make_answerer
+from kb.answer.run import AnswerStream, AskOptions, generate
 from kb.answer.types import Answer
 from kb.api import tenancy, uploads
 from kb.api.auth import Admin, Reader
@@ -79,13 +79,7 @@ async def upload_documents(
     except BaseException:
         shutil.rmtree(batch, ignore_errors=True)
         raise
-    job = st.jobs.submit(
-        principal.tenant,
-        "ingest",
-        [p.name for p in staged],
-        lambda job: st.ingest_job(job, staged, clean_tags, batch),
-    )
-    return job.to_json()
+    return st.submit_upload(principal.tenant, staged, clean_tags, batch).to_json()
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])
@@ -125,16 +119,7 @@ def reingest_document(request: Request, principal: Admin, doc_id: str) -> dict[s
     src = Path(rec.source_path)
     if not src.is_file():
         raise HTTPException(409, "the uploaded file of this document is no longer kept; upload it again")
-    tags = tenancy.user_tags(rec)
-
-    def work(job: Any) -> None:
-        with st.lock:  # re-ingesting unchanged bytes is a no-op, so drop the manifest's hash first
-            cur = st.kb.catalog.get(rec.doc_id)
-            if cur is not None:
-                st.kb.catalog.put(cur.model_copy(update={"file_sha256": ""}))
-        st.ingest_job(job, [src], tags, None)
-
-    return st.jobs.submit(principal.tenant, "reingest", [src.name], work).to_json()
+    return st.submit_reingest(principal.tenant, rec.doc_id, src, tenancy.user_tags(rec)).to_json()
 
 
 # -- search and ask ------------------------------------------------------------------------------
@@ -189,14 +174,11 @@ def ask(request: Request, principal: Reader, body: AskIn) -> Any:
     st = state(request)
     opts = AskOptions(k=body.k, doc_ids=body.doc_ids, tags=body.tags, cross_document=body.cross, mode=body.mode)
     prep = st.prepare(principal.tenant, body.question, opts)
-    answerer = make_answerer(st.kb.settings)
+    answerer = st.answerer()
     if answerer is None:
         raise VlmUnavailableError("no vision-language model is configured, so there is no answer", "use /v1/search")
     if not body.stream:
-        try:
-            return answer_json(generate(prep, answerer, st.kb.settings))
-        finally:
-            _close(answerer)
+        return answer_json(generate(prep, answerer, st.kb.settings))
 
     def events() -> Iterator[str]:
         stream = AnswerStream(prep, answerer, st.kb.settings)
@@ -207,16 +189,8 @@ def ask(request: Request, principal: Reader, body: AskIn) -> Any:
             yield sse(answer_json(stream.answer), "answer")
         except VlmError:
             yield sse({"error": "the vision-language model failed to answer"}, "error")
-        finally:
-            _close(answerer)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
-def _close(answerer: object) -> None:
-    close = getattr(answerer, "close", None)
-    if callable(close):
-        close()
 
 
 # -- images --------------------------------------------------------------------------------------
@@ -227,7 +201,7 @@ def image(request: Request, principal: Reader, key: str) -> FileResponse:
     if (
         len(key) != 64
         or any(c not in "0123456789abcdef" for c in key)
-        or key not in tenancy.image_keys(st.kb, principal.tenant)
+        or not tenancy.owns_image(st.kb, principal.tenant, key)
     ):
         raise HTTPException(404, "no such image")
     path = st.kb.images.path(key)

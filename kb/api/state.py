@@ -1,16 +1,19 @@
-"""What the app shares between requests: the KnowledgeBase, one lock around it, the ingest jobs."""
+"""What the app shares between requests: the KnowledgeBase, the writer lock, the answerer, the ingest jobs."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kb.answer.prompt import build_prompt
-from kb.answer.run import AskOptions, Prepared
+from kb.answer.run import AskOptions, Prepared, make_answerer
+from kb.answer.types import Answerer
 from kb.api import tenancy
 from kb.api.jobs import Job, JobRunner
 from kb.catalog import doc_id_for
@@ -25,10 +28,35 @@ log = logging.getLogger(__name__)
 class ApiState:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
-        # The embedded store and the lazily loaded models are not safe for concurrent use; one lock
-        # serialises retrieval and ingest (a Qdrant server lets several api replicas run side by side).
+        # Serialises this process's writers (ingest jobs, deletes, tag changes). Searches do not take
+        # it: the index, catalog and query encoders are safe for concurrent readers.
         self.lock = threading.RLock()
-        self.jobs = JobRunner()
+        # Job records live in the data dir: a restarted server (or another replica on the same data
+        # dir) answers their status, and resumes the ones a dead server left unfinished.
+        self.jobs = JobRunner(kb.settings.data_dir / "jobs")
+        self._answerer: Answerer | None = None
+        self._answerer_lock = threading.Lock()
+
+    def answerer(self) -> Answerer | None:
+        """The configured VLM backend for one request. The backend is made once and keeps its HTTP
+        connections (or its loaded model); each request gets a shallow copy that shares those but
+        keeps its own per-call state (`last_usage`), so concurrent requests never mix usage."""
+        with self._answerer_lock:
+            if self._answerer is None:
+                made = make_answerer(self.kb.settings)
+                load = getattr(made, "load", None)
+                if callable(load):  # load in the shared instance, not in a per-request copy
+                    load()
+                self._answerer = made
+            return copy.copy(self._answerer) if self._answerer is not None else None
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        with self._answerer_lock:
+            close = getattr(self._answerer, "close", None)
+            if callable(close):
+                close()
+            self._answerer = None
 
     @property
     def uploads_dir(self) -> Path:
@@ -39,7 +67,7 @@ class ApiState:
         """The document ids a query may touch: the tenant's own, narrowed to `doc_ids` if given."""
         if doc_ids:
             return [tenancy.require(self.kb, tenant, d).doc_id for d in doc_ids]
-        own = [r.doc_id for r in tenancy.documents(self.kb, tenant) if any(s.point_id for s in r.sections)]
+        own = [d.doc_id for d in tenancy.summaries(self.kb, tenant) if d.point_ids]
         if not own:
             raise KbError("this tenant has no indexed documents", "upload some with POST /v1/documents")
         return own
@@ -55,13 +83,12 @@ class ApiState:
         signals: list[str] | None = None,
         diverse: bool | None = None,
     ) -> list[Hit]:
-        with self.lock:
-            scope = self._scope(tenant, doc_ids)
-            diversify = is_cross_document(query, doc_ids) if diverse is None else diverse
-            opts = SearchOptions(
-                k=k or self.kb.settings.top_k, doc_ids=scope, tags=tags, signals=signals, diversify=diversify
-            )
-            hits = self.kb.search(query, opts)
+        scope = self._scope(tenant, doc_ids)
+        diversify = is_cross_document(query, doc_ids) if diverse is None else diverse
+        opts = SearchOptions(
+            k=k or self.kb.settings.top_k, doc_ids=scope, tags=tags, signals=signals, diversify=diversify
+        )
+        hits = self.kb.search(query, opts)
         allowed = set(scope)
         return [h for h in hits if h.doc in allowed]  # belt and braces: the filter ran in the store too
 
@@ -79,6 +106,52 @@ class ApiState:
         return Prepared(question, hits, prompt, {"retrieve": t1 - t0, "prompt": time.perf_counter() - t1})
 
     # -- ingest ------------------------------------------------------------------------------------
+    def submit_upload(self, tenant: str, staged: list[Path], tags: list[str], batch: Path) -> Job:
+        params = {"files": [str(p) for p in staged], "tags": tags, "staged_root": str(batch)}
+        return self.jobs.submit(
+            tenant, "ingest", [p.name for p in staged], lambda job: self.ingest_job(job, staged, tags, batch), params
+        )
+
+    def submit_reingest(self, tenant: str, doc_id: str, src: Path, tags: list[str]) -> Job:
+        params = {"doc_id": doc_id, "source": str(src), "tags": tags}
+        return self.jobs.submit(tenant, "reingest", [src.name], self._reingest_work(doc_id, src, tags), params)
+
+    def _reingest_work(self, doc_id: str, src: Path, tags: list[str]) -> Callable[[Job], None]:
+        def work(job: Job) -> None:
+            with self.lock:  # re-ingesting unchanged bytes is a no-op, so drop the manifest's hash first
+                cur = self.kb.catalog.get(doc_id)
+                if cur is not None:
+                    self.kb.catalog.put(cur.model_copy(update={"file_sha256": ""}))
+            self.ingest_job(job, [src], tags, None)
+
+        return work
+
+    def recover_jobs(self) -> list[str]:
+        """At startup: resume the jobs a dead server (kill -9, a crash, a lost host) left unfinished.
+        Ingest is idempotent per document, so redoing a file that had finished costs time, not data."""
+
+        def rebuild(job: Job) -> Callable[[Job], None] | None:
+            p = job.params
+            if job.kind == "ingest":
+                files = [Path(f) for f in p.get("files", [])]
+                root = Path(p.get("staged_root", ""))
+                files = [f for f in files if f.is_file() and _inside(f, self.uploads_dir)]
+                if not files:
+                    return None
+                tags = [str(t) for t in p.get("tags", [])]
+                return lambda j: self.ingest_job(j, files, tags, root)
+            if job.kind == "reingest":
+                src, doc_id = Path(p.get("source", "")), str(p.get("doc_id", ""))
+                if not src.is_file() or not doc_id:
+                    return None
+                return self._reingest_work(doc_id, src, [str(t) for t in p.get("tags", [])])
+            return None
+
+        resumed = self.jobs.recover(rebuild)
+        if resumed:
+            log.warning("resumed %d ingest job(s) left unfinished by a previous server: %s", len(resumed), resumed)
+        return resumed
+
     def ingest_job(self, job: Job, files: list[Path], tags: list[str], staged_root: Path | None) -> None:
         """Ingest staged files (each in its own folder); keep the new copy on success, drop it on failure."""
         for path in files:
@@ -120,6 +193,10 @@ def _scrub(message: str, path: Path) -> str:
     for p in (str(path), str(path.parent), str(path.resolve()), str(path.resolve().parent)):
         message = message.replace(p, path.name if p.endswith(path.name) else "")
     return message
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def drop_upload_dir(folder: Path, root: Path) -> None:

@@ -13,7 +13,7 @@ the keys bound to that tenant and to no other."""
 
 from __future__ import annotations
 
-from kb.catalog import DocumentRecord
+from kb.catalog import DocSummary, DocumentRecord
 from kb.errors import DocumentNotFoundError
 from kb.service import KnowledgeBase
 
@@ -24,7 +24,7 @@ def tenant_tag(tenant: str) -> str:
     return f"{TAG_PREFIX}{tenant}"
 
 
-def owns(rec: DocumentRecord, tenant: str, default_tenant: str) -> bool:
+def owns(rec: DocumentRecord | DocSummary, tenant: str, default_tenant: str) -> bool:
     tagged = [t for t in rec.tags if t.startswith(TAG_PREFIX)]
     if not tagged:
         return tenant == default_tenant
@@ -33,6 +33,11 @@ def owns(rec: DocumentRecord, tenant: str, default_tenant: str) -> bool:
 
 def documents(kb: KnowledgeBase, tenant: str) -> list[DocumentRecord]:
     return [r for r in kb.documents() if owns(r, tenant, kb.settings.tenant)]
+
+
+def summaries(kb: KnowledgeBase, tenant: str) -> list[DocSummary]:
+    """The tenant's documents, cheaply (per-request scoping and image checks)."""
+    return [d for d in kb.catalog.summaries().values() if owns(d, tenant, kb.settings.tenant)]
 
 
 def require(kb: KnowledgeBase, tenant: str, doc_id: str) -> DocumentRecord:
@@ -47,8 +52,8 @@ def require(kb: KnowledgeBase, tenant: str, doc_id: str) -> DocumentRecord:
     return rec
 
 
-def image_keys(kb: KnowledgeBase, tenant: str) -> set[str]:
-    return {k for r in documents(kb, tenant) for k in r.image_keys}
+def owns_image(kb: KnowledgeBase, tenant: str, key: str) -> bool:
+    return any(key in d.image_keys for d in summaries(kb, tenant))
 
 
 def user_tags(rec: DocumentRecord) -> list[str]:

@@ -4,6 +4,7 @@ or `local-dir:/path` (open_clip_config.json + weights). Preprocessing comes from
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,15 @@ class ClipEmbedder:
         self._tokenizer: Any = None
         self._dim = 0
         self.device = "cpu"
+        self._load_lock = threading.Lock()
 
     def load(self) -> None:
+        if self._model is not None:
+            return
+        with self._load_lock:  # request threads may ask for the model at once; load it once
+            self._load()
+
+    def _load(self) -> None:
         if self._model is not None:
             return
         import open_clip

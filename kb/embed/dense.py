@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,8 +65,15 @@ class SentenceEmbedder:
         if window_words:
             self.model_id += f":win={window_words}/{self.window_stride}"
         self._model: Any = None
+        self._load_lock = threading.Lock()
 
     def load(self) -> None:
+        if self._model is not None:
+            return
+        with self._load_lock:  # request threads may ask for the model at once; load it once
+            self._load()
+
+    def _load(self) -> None:
         if self._model is not None:
             return
         from sentence_transformers import SentenceTransformer
