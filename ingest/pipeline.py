@@ -6,10 +6,12 @@ nothing) in place. The vector index step slots in between rendering and the mani
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +23,11 @@ from ingest.parse import SUPPORTED_EXTENSIONS, parse_file
 from ingest.render import GlyphRenderer, png_bytes
 from ingest.sections import build_sections
 from kb.catalog import Catalog, DocumentRecord, ImageRecord, SectionRecord, doc_id_for
+from kb.embed.factory import Embedders
 from kb.errors import CorruptDocumentError, FileTooLargeError, KbError
 from kb.images import ImageStore
-from kb.indexer import DocumentIndexer
+from kb.index import IndexPoint
+from kb.indexer import DocumentIndexer, assign_point_ids, embed_points
 from kb.settings import RenderConfig, Settings
 from kb.tokens import TokenCounter, visual_tokens
 from kb.types import Section
@@ -99,37 +103,80 @@ def render_document(
     return doc_id, parsed.title, parsed.pages, parsed.ocr_used, list(parsed.warnings), parts
 
 
+@dataclass
+class PreparedDoc:
+    """A document parsed, rendered and embedded, its images stored, not yet visible to readers."""
+
+    path: Path
+    rec: DocumentRecord
+    points: list[IndexPoint] = field(default_factory=list)  # embedded points (ids assigned), when indexing
+    indexed: bool = False
+
+
+class MissingImagesError(KbError):
+    """Images a prepared document names were removed before it was committed (a concurrent cleanup)."""
+
+
 class Ingestor:
-    """Runs the pipeline for many files against one data dir; holds the lazily loaded helpers."""
+    """Runs the pipeline for many files against one data dir; holds the lazily loaded helpers.
+
+    Each file goes through `prepare` (parse, render, store images, embed: the slow part, safe to run in
+    worker processes and in parallel) and `commit` (index write, manifest switch, cleanup: short, and
+    serialised by the caller's writer lock)."""
 
     def __init__(
-        self, settings: Settings, catalog: Catalog, images: ImageStore, indexer: DocumentIndexer | None = None
+        self,
+        settings: Settings,
+        catalog: Catalog | None,
+        images: ImageStore,
+        indexer: DocumentIndexer | None = None,
+        *,
+        embedders: Embedders | None = None,
     ) -> None:
         self.settings = settings
-        self.catalog = catalog
+        self._catalog = catalog
         self.images = images
         self.indexer = indexer
+        self.embedders = embedders or (indexer.embedders if indexer else None)
         self.renderer = GlyphRenderer(settings.render)
         self.counter = TokenCounter.load(settings.token_counter)
         self.fingerprint = render_fingerprint(settings.render, settings.token_counter)
 
+    @property
+    def catalog(self) -> Catalog:
+        assert self._catalog is not None, "this Ingestor only prepares (a worker process)"
+        return self._catalog
+
     def ingest_file(
-        self, path: Path, *, on_stage: StageCallback | None = None, tags: list[str] | None = None
+        self,
+        path: Path,
+        *,
+        on_stage: StageCallback | None = None,
+        tags: list[str] | None = None,
+        prepare: Callable[[Path, str, int, DocumentRecord | None, list[str]], PreparedDoc] | None = None,
+        commit_lock: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> IngestResult:
+        """`prepare`: where the slow stage runs (default: here); `commit_lock`: held around the commit."""
         t0 = time.perf_counter()
         try:
-            result = self._ingest(path, on_stage, tags or [])
+            result = self._ingest(path, on_stage, tags or [], prepare, commit_lock or contextlib.nullcontext)
         except KbError as exc:
             log.info("ingest failed for %s: %s", path, exc)
             result = IngestResult(path=path, status="failed", error=str(exc))
         result.seconds = time.perf_counter() - t0
         return result
 
-    def _ingest(self, path: Path, on_stage: StageCallback | None, tags: list[str]) -> IngestResult:
+    def _ingest(
+        self,
+        path: Path,
+        on_stage: StageCallback | None,
+        tags: list[str],
+        prepare: Callable[[Path, str, int, DocumentRecord | None, list[str]], PreparedDoc] | None,
+        commit_lock: Callable[[], AbstractContextManager[object]],
+    ) -> IngestResult:
         data = _read_checked(path, self.settings)
         sha = hashlib.sha256(data).hexdigest()
-        doc_id = doc_id_for(path)
-        old = self.catalog.get(doc_id)
+        old = self.catalog.get(doc_id_for(path))
         if (
             old
             and old.file_sha256 == sha
@@ -140,11 +187,37 @@ class Ingestor:
                 # The index lost points (e.g. a new collection): re-embed from the stored images.
                 if on_stage:
                     on_stage(path, "index")
-                self.indexer.upsert(old, self._load_images(old))
-                self.catalog.put(old)
+                with commit_lock():
+                    self.indexer.upsert(old, self._load_images(old.image_keys))
+                    self.catalog.put(old)
                 return _result(path, "ingested", old)
             return _result(path, "unchanged", old)
 
+        if prepare is not None:
+            if on_stage:
+                on_stage(path, "render")
+            prepared = prepare(path, sha, len(data), old, tags)
+        else:
+            prepared = self.prepare(path, sha, len(data), old, tags, on_stage=on_stage)
+        try:
+            with commit_lock():
+                return self.commit(prepared, on_stage=on_stage)
+        except MissingImagesError:  # rare: redo the document here, where nothing else runs meanwhile
+            with commit_lock():
+                return self.commit(self.prepare(path, sha, len(data), old, tags, on_stage=on_stage), on_stage=on_stage)
+
+    def prepare(
+        self,
+        path: Path,
+        sha: str,
+        nbytes: int,
+        old: DocumentRecord | None,
+        tags: list[str],
+        *,
+        on_stage: StageCallback | None = None,
+    ) -> PreparedDoc:
+        """Parse, render, store the images and embed the new sections. Touches neither the catalog nor
+        the index, so it may run in a worker process."""
         doc_id, title, pages, ocr_used, warnings, parts = render_document(
             path, self.settings, self.renderer, on_stage=on_stage
         )
@@ -184,7 +257,7 @@ class Ingestor:
             source_path=str(path.resolve()),
             format=path.suffix.lower().lstrip("."),
             file_sha256=sha,
-            file_bytes=len(data),
+            file_bytes=nbytes,
             pages=pages,
             ocr_used=ocr_used,
             render_fingerprint=self.fingerprint,
@@ -193,12 +266,28 @@ class Ingestor:
             warnings=warnings,
             sections=sections,
         )
-        if self.indexer:
+        if self.embedders is None:
+            return PreparedDoc(path, rec)
+        if on_stage:
+            on_stage(path, "index")
+        assign_point_ids(rec)
+        known = {s.point_id for s in old.sections if s.point_id} if old else set()  # live, so indexed
+        images = {s.images[0].key: p.image for s, p in zip(sections, parts, strict=True)}
+        points = embed_points(self.embedders, self.settings.tenant, rec, images, skip=known)
+        return PreparedDoc(path, rec, points, indexed=True)
+
+    def commit(self, prepared: PreparedDoc, *, on_stage: StageCallback | None = None) -> IngestResult:
+        """Make a prepared document the current version: index write, manifest switch, cleanup."""
+        rec, path = prepared.rec, prepared.path
+        if not all(self.images.exists(k) for k in rec.image_keys):
+            raise MissingImagesError(f"images of {path.name} were removed before it was committed", "ingest it again")
+        if self.indexer and prepared.indexed:
             if on_stage:
                 on_stage(path, "index")
-            self.indexer.upsert(rec, {s.images[0].key: p.image for s, p in zip(sections, parts, strict=True)})
+            self.indexer.write(rec, prepared.points, self._load_images)
+        old = self.catalog.get(rec.doc_id)  # now, under the writer lock: the version being replaced
         self.catalog.put(rec)  # the switch: from here on readers see the new version
-        if self.indexer:
+        if self.indexer and prepared.indexed:
             self.indexer.finalize(rec)
         if old:
             self.images.remove(set(old.image_keys) - self.catalog.referenced_images())
@@ -206,9 +295,9 @@ class Ingestor:
             on_stage(path, "done")
         return _result(path, "ingested", rec)
 
-    def _load_images(self, rec: DocumentRecord) -> dict[str, Image.Image]:
+    def _load_images(self, keys: Sequence[str]) -> dict[str, Image.Image]:
         out = {}
-        for k in rec.image_keys:
+        for k in keys:
             with Image.open(self.images.path(k)) as im:
                 out[k] = im.convert("RGB")
         return out

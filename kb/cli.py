@@ -52,10 +52,21 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (walked recursively)")],
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag to attach (repeatable)")] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="render and catalogue only; no embedding")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=0,
+            help="worker processes that parse, render and embed files side by side (default: KB_INGEST_WORKERS, "
+            "0 = all in this process); each loads its own models",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Parse, section, render and index documents into the knowledge base."""
     kb = _run(lambda: KnowledgeBase(_settings(config)))
+    n_workers = kb.settings.ingest_workers if workers is None else workers
     missing = [p for p in paths if not p.exists()]
     if missing:
         err.print(f"[bold red]error:[/] no such file or folder: {', '.join(map(str, missing))}")
@@ -77,7 +88,18 @@ def ingest(
         def on_stage(p: Path, stage: str) -> None:
             bar.update(task, description=f"{p.name} [dim]{stage}[/]")
 
-        results = _run(lambda: kb.ingest(paths, tags=tag, on_file=on_file, on_stage=on_stage, index=not no_index))
+        pool = None
+        if n_workers:
+            from ingest.workers import PreparePool
+
+            pool = PreparePool(kb.settings, workers=n_workers, index=not no_index)
+        try:
+            results = _run(
+                lambda: kb.ingest(paths, tags=tag, on_file=on_file, on_stage=on_stage, index=not no_index, pool=pool)
+            )
+        finally:
+            if pool is not None:
+                pool.close()
         bar.update(task, completed=len(results))
     kb.close()
     elapsed = time.perf_counter() - t0

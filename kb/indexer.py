@@ -8,7 +8,7 @@ manifest, so a document is never seen missing or doubled, and a crash leaves the
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -39,8 +39,7 @@ class DocumentIndexer:
             self._ready = True
 
     def assign_ids(self, rec: DocumentRecord) -> None:
-        for s in rec.sections:
-            s.point_id = point_id(s.section_id, [i.key for i in s.images])
+        assign_point_ids(rec)
 
     def missing(self, rec: DocumentRecord) -> bool:
         """True when some section of `rec` has no point in the index."""
@@ -54,30 +53,31 @@ class DocumentIndexer:
         self.ensure()
         self.assign_ids(rec)
         have = self.index.existing_ids([s.point_id for s in rec.sections if s.point_id])
-        todo = [s for s in rec.sections if s.point_id not in have]
-        if not todo:
-            return 0
-        dense: dict[str, np.ndarray] = {}
-        e = self.embedders
-        texts = [passage_text(rec.title, s) for s in todo]
-        if e.clip:
-            dense[IMAGE] = e.clip.embed_images([images[s.images[0].key] for s in todo])
-        if e.text:
-            dense[TEXT] = e.text.embed_passages(texts)
-        sparse = e.bm25.embed_passages(texts) if e.bm25 else None
-        points = []
-        for i, s in enumerate(todo):
-            assert s.point_id is not None
-            points.append(
-                IndexPoint(
-                    id=s.point_id,
-                    payload=self.payload(rec, s),
-                    dense={k: v[i] for k, v in dense.items()},
-                    sparse=sparse[i] if sparse else None,
-                )
-            )
-        self.index.upsert(points)
+        points = embed_points(self.embedders, self.tenant, rec, images, skip=have)
+        if points:
+            self.index.upsert(points)
         return len(points)
+
+    def write(
+        self,
+        rec: DocumentRecord,
+        points: Sequence[IndexPoint],
+        load_images: Callable[[Sequence[str]], Mapping[str, Image.Image]],
+    ) -> int:
+        """Write points embedded elsewhere (an ingest worker) that the index lacks; sections whose points
+        are neither given nor in the index (deleted since) are embedded here from the stored images."""
+        self.ensure()
+        self.assign_ids(rec)
+        ids = [s.point_id for s in rec.sections if s.point_id]
+        have = self.index.existing_ids(ids)
+        new = [p for p in points if p.id not in have]
+        covered = have | {p.id for p in points}
+        if any(i not in covered for i in ids):
+            keys = [s.images[0].key for s in rec.sections if s.point_id not in covered]
+            new += embed_points(self.embedders, self.tenant, rec, load_images(keys), skip=covered)
+        if new:
+            self.index.upsert(new)
+        return len(new)
 
     def finalize(self, rec: DocumentRecord) -> None:
         """After the manifest switched: drop points of older versions."""
@@ -93,25 +93,69 @@ class DocumentIndexer:
             self.index.set_payload(ids, {"tags": rec.tags})
 
     def payload(self, rec: DocumentRecord, s: SectionRecord) -> dict[str, object]:
-        return {
-            "doc_id": rec.doc_id,
-            "title": rec.title,
-            "source_name": rec.source_name,
-            "format": rec.format,
-            "section_id": s.section_id,
-            "heading_path": s.heading_path,
-            "page_start": s.page_start,
-            "page_end": s.page_end,
-            "text": s.text,
-            "image_keys": [i.key for i in s.images],
-            "content_hash": s.content_hash,
-            "ingested_at": rec.ingested_at,
-            "tags": rec.tags,
-            "tenant": self.tenant,
-            "part": s.part,
-            "parts": s.parts,
-            "ordinal": s.ordinal,
-        }
+        return point_payload(rec, s, self.tenant)
 
 
-__all__ = ["BM25", "IMAGE", "TEXT", "DocumentIndexer", "passage_text"]
+def embed_points(
+    embedders: Embedders,
+    tenant: str,
+    rec: DocumentRecord,
+    images: Mapping[str, Image.Image],
+    *,
+    skip: Collection[str] = (),
+) -> list[IndexPoint]:
+    """The points of `rec` (ids assigned) whose id is not in `skip`, embedded by every signal.
+    Needs no index, so ingest workers in other processes run it."""
+    todo = [s for s in rec.sections if s.point_id and s.point_id not in skip]
+    if not todo:
+        return []
+    dense: dict[str, np.ndarray] = {}
+    e = embedders
+    texts = [passage_text(rec.title, s) for s in todo]
+    if e.clip:
+        dense[IMAGE] = e.clip.embed_images([images[s.images[0].key] for s in todo])
+    if e.text:
+        dense[TEXT] = e.text.embed_passages(texts)
+    sparse = e.bm25.embed_passages(texts) if e.bm25 else None
+    points = []
+    for i, s in enumerate(todo):
+        assert s.point_id is not None
+        points.append(
+            IndexPoint(
+                id=s.point_id,
+                payload=point_payload(rec, s, tenant),
+                dense={k: v[i] for k, v in dense.items()},
+                sparse=sparse[i] if sparse else None,
+            )
+        )
+    return points
+
+
+def assign_point_ids(rec: DocumentRecord) -> None:
+    for s in rec.sections:
+        s.point_id = point_id(s.section_id, [i.key for i in s.images])
+
+
+def point_payload(rec: DocumentRecord, s: SectionRecord, tenant: str) -> dict[str, object]:
+    return {
+        "doc_id": rec.doc_id,
+        "title": rec.title,
+        "source_name": rec.source_name,
+        "format": rec.format,
+        "section_id": s.section_id,
+        "heading_path": s.heading_path,
+        "page_start": s.page_start,
+        "page_end": s.page_end,
+        "text": s.text,
+        "image_keys": [i.key for i in s.images],
+        "content_hash": s.content_hash,
+        "ingested_at": rec.ingested_at,
+        "tags": rec.tags,
+        "tenant": tenant,
+        "part": s.part,
+        "parts": s.parts,
+        "ordinal": s.ordinal,
+    }
+
+
+__all__ = ["BM25", "IMAGE", "TEXT", "DocumentIndexer", "assign_point_ids", "embed_points", "passage_text"]

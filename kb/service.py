@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +18,8 @@ from kb.images import ImageStore
 from kb.settings import Settings
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestResult
+    from ingest.pipeline import Ingestor, IngestResult
+    from ingest.workers import PreparePool
     from kb.embed.factory import Embedders
     from kb.hits import Hit
     from kb.index import QdrantIndex
@@ -140,25 +144,63 @@ class KnowledgeBase:
         on_file: Callable[[Path, int, int], None] | None = None,
         on_stage: Callable[[Path, str], None] | None = None,
         index: bool = True,
+        pool: PreparePool | None = None,
+        commit_lock: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> list[IngestResult]:
         """Ingest files and folders; one failure never stops the others.
 
-        With `index=False` documents are rendered and catalogued but not embedded (render-only)."""
-        from ingest.pipeline import Ingestor, iter_files
+        With `index=False` documents are rendered and catalogued but not embedded (render-only).
+        Without a `pool` everything runs here, holding the data dir's writer lock throughout. With one,
+        files are prepared (parse, render, embed) in its worker processes, `pool.workers` at a time, and
+        only each commit holds the writer lock (waiting for it), inside `commit_lock` if given."""
+        from ingest.pipeline import iter_files
 
         files = list(iter_files(paths))
-        results: list[IngestResult] = []
-        with writer_lock(self.settings.data_dir):
-            indexer = None
-            if index and files:
-                indexer = self.indexer()
-                indexer.ensure()  # load models and check the collection once, before any file
-            ingestor = Ingestor(self.settings, self.catalog, self.images, indexer)
-            for i, f in enumerate(files):
+        if not files:
+            return []
+        if pool is None:
+            with writer_lock(self.settings.data_dir):
+                ingestor = self._ingestor(index)
+                out = []
+                for i, f in enumerate(files):
+                    if on_file:
+                        on_file(f, i, len(files))
+                    out.append(ingestor.ingest_file(f, on_stage=on_stage, tags=tags))
+                return out
+
+        ingestor = self._ingestor(index)
+        outer = commit_lock or contextlib.nullcontext
+
+        @contextlib.contextmanager
+        def locked() -> Iterator[None]:
+            with outer(), writer_lock(self.settings.data_dir, wait=True):
+                yield
+
+        done = 0
+        progress = threading.Lock()
+
+        def one(f: Path) -> IngestResult:
+            nonlocal done
+            r = ingestor.ingest_file(f, on_stage=on_stage, tags=tags, prepare=pool, commit_lock=locked)
+            with progress:
+                done += 1
                 if on_file:
-                    on_file(f, i, len(files))
-                results.append(ingestor.ingest_file(f, on_stage=on_stage, tags=tags))
-        return results
+                    on_file(f, done, len(files))
+            return r
+
+        if pool.workers == 1 or len(files) == 1:
+            return [one(f) for f in files]
+        with ThreadPoolExecutor(max_workers=pool.workers, thread_name_prefix="kb-ingest") as ex:
+            return list(ex.map(one, files))
+
+    def _ingestor(self, index: bool) -> Ingestor:
+        from ingest.pipeline import Ingestor
+
+        indexer = None
+        if index:
+            indexer = self.indexer()
+            indexer.ensure()  # load models and check the collection once, before any file
+        return Ingestor(self.settings, self.catalog, self.images, indexer)
 
     def render_file(self, path: Path, out_dir: Path) -> list[Path]:
         """Render one file's glyph images into out_dir (nothing is stored in the KB)."""

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(100.0, gt=0, description="reject files larger than this")
     ocr: Literal["auto", "always", "never"] = "auto"
     ocr_languages: str = "eng"
+    ingest_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="worker processes that parse, render and embed (0: in this process; the API always uses "
+        "at least 1, so ingest never competes with requests for the interpreter)",
+    )
 
     # Models (loaded lazily, only by the steps that need them). Empty string disables a signal.
     clip_model: str = "ViT-B-32"  # open_clip name, "hf-hub:org/repo" or "local-dir:/path"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ingest.workers import PreparePool
 from kb.answer.prompt import build_prompt
 from kb.answer.run import AskOptions, Prepared, make_answerer
 from kb.answer.types import Answerer
@@ -36,6 +37,7 @@ class ApiState:
         self.jobs = JobRunner(kb.settings.data_dir / "jobs")
         self._answerer: Answerer | None = None
         self._answerer_lock = threading.Lock()
+        self._pool: PreparePool | None = None
 
     def answerer(self) -> Answerer | None:
         """The configured VLM backend for one request. The backend is made once and keeps its HTTP
@@ -50,8 +52,17 @@ class ApiState:
                 self._answerer = made
             return copy.copy(self._answerer) if self._answerer is not None else None
 
+    def pool(self) -> PreparePool:
+        """Worker processes for the slow stage of ingest: uploads then cost searches CPU, not the GIL."""
+        with self._answerer_lock:
+            if self._pool is None:
+                self._pool = PreparePool(self.kb.settings, workers=max(1, self.kb.settings.ingest_workers))
+            return self._pool
+
     def close(self) -> None:
         self.jobs.shutdown()
+        if self._pool is not None:
+            self._pool.close()
         with self._answerer_lock:
             close = getattr(self._answerer, "close", None)
             if callable(close):
@@ -157,8 +168,12 @@ class ApiState:
         for path in files:
             old = self.kb.catalog.get(doc_id_for(path))
             try:
-                with self.lock:
-                    (res,) = self.kb.ingest([path], tags=[*tags, tenancy.tenant_tag(job.tenant)])
+                (res,) = self.kb.ingest(
+                    [path],
+                    tags=[*tags, tenancy.tenant_tag(job.tenant)],
+                    pool=self.pool(),
+                    commit_lock=lambda: self.lock,
+                )
             except KbError as exc:
                 job.results.append({"file": path.name, "status": "failed", "error": _scrub(exc.message, path)})
                 if staged_root:
