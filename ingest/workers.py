@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -30,8 +31,18 @@ WORKER_NICE = 10
 _ingestor: Ingestor | None = None
 
 
-def _init(settings: Settings, index: bool, nice: int, torch_threads: int) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A worker holds its task queue open itself, so it would outlive a parent killed with -9 (and keep
+    its models in memory); it checks once a second and exits when the parent is gone."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _init(settings: Settings, index: bool, nice: int, torch_threads: int, parent: int) -> None:
     global _ingestor
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="kb-parent-watch", daemon=True).start()
     if nice:
         with contextlib.suppress(OSError):  # not permitted: run at normal priority
             os.nice(nice)
@@ -76,7 +87,7 @@ class PreparePool:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init,
-                    initargs=(self.settings, self.index, self.nice, 1 if self.workers > 1 else 0),
+                    initargs=(self.settings, self.index, self.nice, 1 if self.workers > 1 else 0, os.getpid()),
                 )
             return self._pool
 

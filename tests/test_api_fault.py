@@ -38,6 +38,27 @@ def big_markdown(sections: int) -> bytes:
     return f"# Big\n\n{body}\n".encode()
 
 
+def children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 class Server:
     def __init__(self, data: Path, env_extra: dict[str, str], cwd: Path) -> None:
         self.port = free_port()
@@ -120,8 +141,14 @@ def test_kill_9_mid_ingest_keeps_old_or_new_and_gc_leaves_no_orphans(
         j = s.wait(job, ("running", "done", "failed"))
         assert j["status"] == "running", f"ingest finished before the kill: {j}"  # must be killed mid-ingest
         time.sleep(0.3)
+        workers = children(s.proc.pid)  # the ingest worker process(es), busy with the big file
+        assert workers, "ingest should run in a worker process"
         os.kill(s.proc.pid, signal.SIGKILL)
         s.proc.wait(10)
+        deadline = time.monotonic() + 15
+        while any(alive(p) for p in workers):  # they notice their parent is gone and exit
+            assert time.monotonic() < deadline, f"orphaned ingest workers {workers}"
+            time.sleep(0.2)
     finally:
         s.stop()
 
