@@ -12,7 +12,7 @@ import uuid
 import warnings
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,21 +104,11 @@ class QdrantIndex:
         self.mirror = mirror
         self._rw = _lock_for(client)
 
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        if self._rw is None:
-            yield
-        else:
-            with self._rw.read():
-                yield
+    def _reading(self) -> AbstractContextManager[None]:
+        return self._rw.read() if self._rw is not None else nullcontext()
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        if self._rw is None:
-            yield
-        else:
-            with self._rw.write():
-                yield
+    def _writing(self) -> AbstractContextManager[None]:
+        return self._rw.write() if self._rw is not None else nullcontext()
 
     def close(self) -> None:
         forget_client(self.client)
