@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,18 +29,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+WRITER_WAIT_S = 120.0
+
+
 @contextlib.contextmanager
-def writer_lock(data_dir: Path, *, wait: bool = False) -> Iterator[None]:
-    """One writer per data dir; a second one gets a clear error instead of racing."""
+def writer_lock(data_dir: Path, *, timeout: float = WRITER_WAIT_S) -> Iterator[None]:
+    """One writer per data dir at a time. Writers hold it only for short commits (an ingest's slow
+    stages run outside it), so a second writer waits up to `timeout` s, then gets a clear error."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / ".writer.lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise StoreLockedError(
-                f"another Glyph KB process is writing to {data_dir}",
-                "wait for it to finish, or use a separate KB_DATA_DIR",
-            ) from exc
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"another Glyph KB process has been writing to {data_dir} for over {timeout:g} s",
+                        "try again when it is done, or use a separate KB_DATA_DIR",
+                    ) from exc
+                time.sleep(0.05)
         try:
             yield
         finally:

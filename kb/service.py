@@ -150,30 +150,20 @@ class KnowledgeBase:
         """Ingest files and folders; one failure never stops the others.
 
         With `index=False` documents are rendered and catalogued but not embedded (render-only).
-        Without a `pool` everything runs here, holding the data dir's writer lock throughout. With one,
-        files are prepared (parse, render, embed) in its worker processes, `pool.workers` at a time, and
-        only each commit holds the writer lock (waiting for it), inside `commit_lock` if given."""
+        Files are prepared (parse, render, embed) here, or with a `pool` in its worker processes,
+        `pool.workers` at a time; only each file's commit holds the data dir's writer lock (waiting for
+        it), inside `commit_lock` if given."""
         from ingest.pipeline import iter_files
 
         files = list(iter_files(paths))
         if not files:
             return []
-        if pool is None:
-            with writer_lock(self.settings.data_dir):
-                ingestor = self._ingestor(index)
-                out = []
-                for i, f in enumerate(files):
-                    if on_file:
-                        on_file(f, i, len(files))
-                    out.append(ingestor.ingest_file(f, on_stage=on_stage, tags=tags))
-                return out
-
         ingestor = self._ingestor(index)
         outer = commit_lock or contextlib.nullcontext
 
         @contextlib.contextmanager
         def locked() -> Iterator[None]:
-            with outer(), writer_lock(self.settings.data_dir, wait=True):
+            with outer(), writer_lock(self.settings.data_dir):
                 yield
 
         done = 0
@@ -181,14 +171,16 @@ class KnowledgeBase:
 
         def one(f: Path) -> IngestResult:
             nonlocal done
+            if pool is None and on_file:
+                on_file(f, done, len(files))
             r = ingestor.ingest_file(f, on_stage=on_stage, tags=tags, prepare=pool, commit_lock=locked)
             with progress:
                 done += 1
-                if on_file:
+                if pool is not None and on_file:
                     on_file(f, done, len(files))
             return r
 
-        if pool.workers == 1 or len(files) == 1:
+        if pool is None or pool.workers == 1 or len(files) == 1:
             return [one(f) for f in files]
         with ThreadPoolExecutor(max_workers=pool.workers, thread_name_prefix="kb-ingest") as ex:
             return list(ex.map(one, files))

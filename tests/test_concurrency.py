@@ -195,3 +195,27 @@ def test_api_answerer_is_made_once_and_copied_per_request(tmp_path: Path) -> Non
         assert getattr(a2, "last_usage", None) != {"prompt_tokens": 1}  # per-request state stays apart
     finally:
         api.close()
+
+
+def test_writer_lock_waits_for_a_short_writer_and_times_out_on_a_long_one(tmp_path: Path) -> None:
+    from kb.errors import StoreLockedError
+    from kb.fsutil import writer_lock
+
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with writer_lock(tmp_path):
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(5)
+    with pytest.raises(StoreLockedError, match="writing to"), writer_lock(tmp_path, timeout=0.2):
+        pass
+    threading.Timer(0.3, release.set).start()
+    t0 = time.monotonic()
+    with writer_lock(tmp_path, timeout=5):  # waits for the holder's commit to end
+        assert time.monotonic() - t0 >= 0.25
+    t.join(5)
