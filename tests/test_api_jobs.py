@@ -293,3 +293,30 @@ def test_old_finished_records_are_pruned(
     assert r.get("acme", ids[0]) is None  # memory keeps MAX_KEPT too
     assert r.get("acme", ids[3]) is not None  # still in memory here, gone from the disk
     assert runner(runners, store).get("acme", ids[3]) is None
+
+
+def test_stopping_finishes_the_running_job_and_leaves_the_queue_for_the_next_start(
+    tmp_path: Path, runners: list[JobRunner]
+) -> None:
+    store = tmp_path / "jobs"
+    r = JobRunner(store)
+    gate = threading.Event()
+
+    def slow(job: Job) -> None:
+        gate.wait(5)
+        job.results.append({"file": "a.md", "status": "ingested"})
+
+    first = r.submit("acme", "ingest", ["a.md"], slow, params={"n": 0})
+    queued = [r.submit("acme", "ingest", ["b.md"], ok_work("b.md"), params={"n": i}) for i in (1, 2)]
+    stopper = threading.Thread(target=r.shutdown)
+    stopper.start()
+    time.sleep(0.2)
+    gate.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert record(store, first.id)["status"] == "done"
+    assert [record(store, j.id)["status"] for j in queued] == ["queued", "queued"]
+    nxt = runner(runners, store)
+    assert sorted(nxt.recover(lambda job: ok_work("b.md"))) == sorted(j.id for j in queued)
+    assert nxt.wait_idle(10)
+    assert [record(store, j.id)["status"] for j in queued] == ["done", "done"]

@@ -202,7 +202,10 @@ class JobRunner:
         return False
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Finish the running job. With a store, queued jobs are left queued on disk (their locks are
+        released) for the next start to resume, so stopping a server does not wait for a backlog;
+        without one they run first, since nothing else would remember them."""
+        self._pool.shutdown(wait=True, cancel_futures=self.store is not None)
         with self._lock:
             owned, self._owned = self._owned, {}
         for fd in owned.values():  # none unless a job is stuck; the next start recovers it
