@@ -116,9 +116,6 @@ def fmt_rate(n: int, s: float) -> str:
 # -- models --------------------------------------------------------------------------------------
 def clip_embedder(kind: str, folder: Path) -> tuple[Any, str]:
     """A ClipEmbedder (random weights) built through the same loading code users run."""
-    import open_clip
-    import torch
-
     from kb.embed.clip import ClipEmbedder
 
     if kind == "tiny":
@@ -129,14 +126,9 @@ def clip_embedder(kind: str, folder: Path) -> tuple[Any, str]:
         return ClipEmbedder("glyph-tiny-clip", str(ckpt), device="cpu", model_config=cfg), desc
     if kind == "vit-b-32":
         return ClipEmbedder("ViT-B-32", None, device="cpu"), "open_clip ViT-B-32 architecture, random init"
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = folder / "glyph-bench-small-clip.json"
-    cfg.write_text(json.dumps(SMALL_CLIP))
-    open_clip.add_model_config(cfg)
-    torch.manual_seed(0)
-    model = open_clip.create_model("glyph-bench-small-clip", pretrained=None)
-    ckpt = folder / "small_clip.pt"
-    torch.save({"state_dict": model.state_dict()}, ckpt)
+    from tests.tiny_models import build_random_clip
+
+    cfg, ckpt = build_random_clip(folder, "glyph-bench-small-clip", SMALL_CLIP, "small_clip.pt")
     desc = (
         "glyph-bench-small-clip = ViT-B-32 layout at half width/depth: vision 224px/32px patches, width 384 x 6 "
         "layers; text width 256 x 6 layers; 512-d output; random init"

@@ -8,9 +8,10 @@ model is noise by construction; it exercises the plumbing and gives speed number
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SMALL_CLIP = {
     "embed_dim": 256,
@@ -20,18 +21,9 @@ SMALL_CLIP = {
 
 
 def build(out: Path, name: str = "glyph-small-clip") -> tuple[Path, Path]:
-    import open_clip
-    import torch
+    from tests.tiny_models import build_random_clip
 
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = out / f"{name}.json"
-    cfg.write_text(json.dumps(SMALL_CLIP))
-    open_clip.add_model_config(cfg)
-    torch.manual_seed(0)
-    model = open_clip.create_model(name, pretrained=None)
-    ckpt = out / f"{name}.pt"
-    torch.save({"state_dict": model.state_dict()}, ckpt)
-    return cfg, ckpt
+    return build_random_clip(out, name, SMALL_CLIP)
 
 
 if __name__ == "__main__":

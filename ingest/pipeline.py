@@ -113,6 +113,11 @@ class PreparedDoc:
     indexed: bool = False
 
 
+# Where the slow stage runs (`Ingestor.prepare` here, or a worker pool), and the lock around a commit.
+PrepareFn = Callable[[Path, str, int, DocumentRecord | None, list[str]], PreparedDoc]
+LockFactory = Callable[[], AbstractContextManager[object]]
+
+
 class MissingImagesError(KbError):
     """Images a prepared document names were removed before it was committed (a concurrent cleanup)."""
 
@@ -153,8 +158,8 @@ class Ingestor:
         *,
         on_stage: StageCallback | None = None,
         tags: list[str] | None = None,
-        prepare: Callable[[Path, str, int, DocumentRecord | None, list[str]], PreparedDoc] | None = None,
-        commit_lock: Callable[[], AbstractContextManager[object]] | None = None,
+        prepare: PrepareFn | None = None,
+        commit_lock: LockFactory | None = None,
     ) -> IngestResult:
         """`prepare`: where the slow stage runs (default: here); `commit_lock`: held around the commit."""
         t0 = time.perf_counter()
@@ -171,8 +176,8 @@ class Ingestor:
         path: Path,
         on_stage: StageCallback | None,
         tags: list[str],
-        prepare: Callable[[Path, str, int, DocumentRecord | None, list[str]], PreparedDoc] | None,
-        commit_lock: Callable[[], AbstractContextManager[object]],
+        prepare: PrepareFn | None,
+        commit_lock: LockFactory,
     ) -> IngestResult:
         data = _read_checked(path, self.settings)
         sha = hashlib.sha256(data).hexdigest()

@@ -30,6 +30,7 @@ err = Console(stderr=True)
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="kb.toml to read (default: ./kb.toml if present)")
 ]
+HostOpt = Annotated[str, typer.Option("--host", help="address to bind (0.0.0.0 exposes it on the network)")]
 
 
 def _settings(config: Path | None) -> Settings:
@@ -433,9 +434,7 @@ def gc(config: ConfigOpt = None) -> None:
 
 @app.command()
 def ui(
-    host: Annotated[
-        str, typer.Option("--host", help="address to bind (0.0.0.0 exposes it on the network)")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8501,
     config: ConfigOpt = None,
 ) -> None:
@@ -475,9 +474,7 @@ def ui(
 
 @app.command()
 def serve(
-    host: Annotated[
-        str, typer.Option("--host", help="address to bind (0.0.0.0 exposes it on the network)")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8000,
     torch_threads: Annotated[
         int,

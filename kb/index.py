@@ -269,67 +269,56 @@ class QdrantIndex:
         returns each signal's own ranking, so every hit carries the score of each signal that found it.
         `rrf_k` None is Qdrant's default k. In local mode the mirror answers, with the same results."""
         with self._reading():
-            return self._query(queries, limit, per_signal_limit, weights, rrf_k, doc_ids, tags, tenant)
-
-    def _query(
-        self,
-        queries: Mapping[str, np.ndarray | SparseVector],
-        limit: int,
-        per_signal_limit: int,
-        weights: Mapping[str, float] | None,
-        rrf_k: int | None,
-        doc_ids: Sequence[str] | None,
-        tags: Sequence[str] | None,
-        tenant: str | None,
-    ) -> list[ScoredPoint]:
-        if self.mirror and (m := mirror_for(self.client, self.collection, create=True)) is not None:
-            hits = m.search(
-                self.client,
-                queries,
-                limit=limit,
-                per_signal_limit=per_signal_limit,
-                weights=weights,
-                rrf_k=rrf_k,
-                doc_ids=doc_ids,
-                tags=tags,
-                tenant=tenant,
-            )
-            if hits is not None:
-                found = self.client.retrieve(self.collection, [h.id for h in hits], with_payload=True)
-                payloads = {str(p.id): dict(p.payload or {}) for p in found}
-                return [ScoredPoint(h.id, h.score, payloads.get(h.id, {}), h.scores) for h in hits]
-        flt = _filter(doc_ids=doc_ids, tags=tags, tenant=tenant)
-        names = list(queries)
-        per_signal = [
-            models.QueryRequest(query=_q(queries[n]), using=n, filter=flt, limit=per_signal_limit, with_payload=False)
-            for n in names
-        ]
-        requests = list(per_signal)
-        if len(names) > 1:
-            w = [float((weights or {}).get(n, 1.0)) for n in names]
-            weighted = any(x != 1.0 for x in w)
-            fusion = (
-                models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=w if weighted else None))
-                if weighted or rrf_k is not None
-                else models.FusionQuery(fusion=models.Fusion.RRF)
-            )
-            prefetch = [
-                models.Prefetch(query=_q(queries[n]), using=n, filter=flt, limit=per_signal_limit) for n in names
+            if self.mirror and (m := mirror_for(self.client, self.collection, create=True)) is not None:
+                hits = m.search(
+                    self.client,
+                    queries,
+                    limit=limit,
+                    per_signal_limit=per_signal_limit,
+                    weights=weights,
+                    rrf_k=rrf_k,
+                    doc_ids=doc_ids,
+                    tags=tags,
+                    tenant=tenant,
+                )
+                if hits is not None:
+                    found = self.client.retrieve(self.collection, [h.id for h in hits], with_payload=True)
+                    payloads = {str(p.id): dict(p.payload or {}) for p in found}
+                    return [ScoredPoint(h.id, h.score, payloads.get(h.id, {}), h.scores) for h in hits]
+            flt = _filter(doc_ids=doc_ids, tags=tags, tenant=tenant)
+            names = list(queries)
+            per_signal = [
+                models.QueryRequest(
+                    query=_q(queries[n]), using=n, filter=flt, limit=per_signal_limit, with_payload=False
+                )
+                for n in names
             ]
-            requests.append(models.QueryRequest(prefetch=prefetch, query=fusion, limit=limit, with_payload=True))
-        else:
-            requests[0] = models.QueryRequest(
-                query=_q(queries[names[0]]), using=names[0], filter=flt, limit=limit, with_payload=True
-            )
-        responses = self.client.query_batch_points(self.collection, requests)
-        signal_scores: dict[str, dict[str, float]] = {}
-        for n, resp in zip(names, responses[: len(names)], strict=True):
-            for p in resp.points:
-                signal_scores.setdefault(str(p.id), {})[n] = float(p.score)
-        return [
-            ScoredPoint(str(p.id), float(p.score), dict(p.payload or {}), signal_scores.get(str(p.id), {}))
-            for p in responses[-1].points
-        ]
+            requests = list(per_signal)
+            if len(names) > 1:
+                w = [float((weights or {}).get(n, 1.0)) for n in names]
+                weighted = any(x != 1.0 for x in w)
+                fusion = (
+                    models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=w if weighted else None))
+                    if weighted or rrf_k is not None
+                    else models.FusionQuery(fusion=models.Fusion.RRF)
+                )
+                prefetch = [
+                    models.Prefetch(query=_q(queries[n]), using=n, filter=flt, limit=per_signal_limit) for n in names
+                ]
+                requests.append(models.QueryRequest(prefetch=prefetch, query=fusion, limit=limit, with_payload=True))
+            else:
+                requests[0] = models.QueryRequest(
+                    query=_q(queries[names[0]]), using=names[0], filter=flt, limit=limit, with_payload=True
+                )
+            responses = self.client.query_batch_points(self.collection, requests)
+            signal_scores: dict[str, dict[str, float]] = {}
+            for n, resp in zip(names, responses[: len(names)], strict=True):
+                for p in resp.points:
+                    signal_scores.setdefault(str(p.id), {})[n] = float(p.score)
+            return [
+                ScoredPoint(str(p.id), float(p.score), dict(p.payload or {}), signal_scores.get(str(p.id), {}))
+                for p in responses[-1].points
+            ]
 
 
 def _q(v: np.ndarray | SparseVector) -> Any:

@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ from kb.images import ImageStore
 from kb.settings import Settings
 
 if TYPE_CHECKING:
-    from ingest.pipeline import Ingestor, IngestResult
+    from ingest.pipeline import Ingestor, IngestResult, LockFactory
     from ingest.workers import PreparePool
     from kb.embed.factory import Embedders
     from kb.hits import Hit
@@ -145,7 +144,7 @@ class KnowledgeBase:
         on_stage: Callable[[Path, str], None] | None = None,
         index: bool = True,
         pool: PreparePool | None = None,
-        commit_lock: Callable[[], AbstractContextManager[object]] | None = None,
+        commit_lock: LockFactory | None = None,
     ) -> list[IngestResult]:
         """Ingest files and folders; one failure never stops the others.
 

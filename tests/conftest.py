@@ -36,12 +36,14 @@ def shared_embedders(model_env: dict[str, str]):  # type: ignore[no-untyped-def]
     """Models load once per session; every KnowledgeBase in the tests reuses them."""
     from kb.embed.factory import build_embedders
     from kb.settings import Settings
+    from tests.tiny_models import settings_fields
 
-    return build_embedders(Settings(**{k[3:].lower(): v for k, v in model_env.items()}))
+    return build_embedders(Settings(**settings_fields(model_env)))
 
 
 @pytest.fixture()
 def kb_settings(tmp_path: Path, model_env: dict[str, str]):  # type: ignore[no-untyped-def]
     from kb.settings import Settings
+    from tests.tiny_models import settings_fields
 
-    return Settings(data_dir=tmp_path / "data", **{k[3:].lower(): v for k, v in model_env.items()})
+    return Settings(data_dir=tmp_path / "data", **settings_fields(model_env))

@@ -18,6 +18,7 @@ from kb.api import create_app
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 from tests.test_answer_openai import MODEL, FakeVlm
+from tests.tiny_models import settings_fields
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "docs"
 KEYS = {
@@ -80,7 +81,7 @@ def client(
         api_max_files=3,
         api_max_pages=50,
         api_max_unpacked_mb=5,
-        **{k[3:].lower(): v for k, v in model_env.items()},
+        **settings_fields(model_env),
     )
     kb = KnowledgeBase(settings, embedders=shared_embedders)
     with TestClient(create_app(kb)) as c:

@@ -20,6 +20,7 @@ import httpx
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 from tests.test_api import free_port
+from tests.tiny_models import settings_fields
 
 KEY = "fault-admin-key-aaaaaaaaaaaa"
 H = {"Authorization": f"Bearer {KEY}"}
@@ -183,7 +184,7 @@ def test_kill_9_mid_ingest_keeps_old_or_new_and_gc_leaves_no_orphans(
     finally:
         s.stop()
 
-    settings = Settings(data_dir=data, **{k[3:].lower(): v for k, v in model_env.items()})
+    settings = Settings(data_dir=data, **settings_fields(model_env))
     with KnowledgeBase(settings, embedders=shared_embedders) as kb:
         kb.gc()
         referenced = kb.catalog.referenced_images()

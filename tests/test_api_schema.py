@@ -16,6 +16,7 @@ from kb.api import create_app  # noqa: E402
 from kb.service import KnowledgeBase  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 from tests.test_answer_openai import MODEL, FakeVlm  # noqa: E402
+from tests.tiny_models import settings_fields  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "docs"
 KEY = "schema-admin-key-0123456789"
@@ -35,7 +36,7 @@ def api_schema(
         vlm_timeout=5.0,
         api_keys=[{"key": KEY, "role": "admin", "tenants": ["default"]}],
         api_max_upload_mb=0.2,
-        **{k[3:].lower(): v for k, v in model_env.items()},
+        **settings_fields(model_env),
     )
     kb = KnowledgeBase(s, embedders=shared_embedders)
     kb.ingest([EXAMPLES / "payments-api-spec-v2.txt"])  # the default tenant's document (no tenant tag)

@@ -5,6 +5,7 @@ import pytest
 
 from kb.evaluation import Chunk, Question, eval_json, first_hit_rank, markdown, norm, run_eval
 from kb.settings import Settings
+from tests.tiny_models import settings_fields
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "docs"
 
@@ -52,7 +53,7 @@ def test_run_eval_on_examples(tmp_path: Path, model_env: dict[str, str]) -> None
         {"id": "e3", "type": "unanswerable", "question": "Who is the CEO?", "evidence": []},
     ]
     qs.write_text("\n".join(json.dumps(r) for r in rows))
-    settings = Settings(**{k[3:].lower(): v for k, v in model_env.items()})
+    settings = Settings(**settings_fields(model_env))
     res = run_eval(
         settings, qs, EXAMPLES, ks=[1, 3, 5], signals=["bm25", "text", "fused"], baseline=True, store=tmp_path / "store"
     )
@@ -108,7 +109,7 @@ def test_answer_metrics_with_an_openai_compatible_server(tmp_path: Path, model_e
     ]
     qs.write_text("\n".join(json.dumps(r) for r in rows))
     settings = Settings(
-        **{k[3:].lower(): v for k, v in model_env.items()},
+        **settings_fields(model_env),
         vlm_backend="openai",
         vlm_base_url=vlm.url,
         vlm_model="tiny",

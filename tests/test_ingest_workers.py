@@ -15,6 +15,7 @@ import pytest
 from ingest.workers import PreparePool
 from kb.service import KnowledgeBase
 from kb.settings import Settings
+from tests.tiny_models import settings_fields
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "docs"
 
@@ -29,7 +30,7 @@ def snapshot(kb: KnowledgeBase) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def pool_settings(tmp_path_factory: pytest.TempPathFactory, model_env: dict[str, str]) -> Settings:
     data = tmp_path_factory.mktemp("pooled") / "data"
-    return Settings(data_dir=data, **{k[3:].lower(): v for k, v in model_env.items()})  # type: ignore[arg-type]
+    return Settings(data_dir=data, **settings_fields(model_env))
 
 
 def test_pooled_ingest_matches_in_process_ingest(

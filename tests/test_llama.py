@@ -24,6 +24,7 @@ from llama_index.core.schema import ImageNode, MetadataMode, QueryBundle
 from kb.llama import GlyphRetriever
 from kb.service import KnowledgeBase
 from kb.settings import Settings
+from tests.tiny_models import settings_fields
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "docs"
 V2 = "payments-api-spec-v2.txt"
@@ -43,7 +44,7 @@ def kb(
     """One ingest for the whole module: these tests only read."""
     tmp = tmp_path_factory.mktemp("llama")
     shutil.copytree(EXAMPLES, tmp / "docs")
-    settings = Settings(data_dir=tmp / "data", **{k[3:].lower(): v for k, v in model_env.items()})  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp / "data", **settings_fields(model_env))
     with KnowledgeBase(settings, embedders=shared_embedders) as k:  # type: ignore[arg-type]
         res = k.ingest([tmp / "docs"])
         assert all(r.status == "ingested" for r in res), [r.error for r in res]

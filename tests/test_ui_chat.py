@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 from tests.test_answer_openai import MODEL, FakeVlm, free_port
+from tests.tiny_models import settings_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "ui" / "app.py")
@@ -22,7 +23,7 @@ Q = "How fast must POST /payments answer at p99?"
 def store(tmp_path_factory: pytest.TempPathFactory, model_env: dict[str, str], shared_embedders: object) -> Path:
     """A data dir with the example documents ingested (once for the module)."""
     data = tmp_path_factory.mktemp("ui") / "data"
-    s = Settings(data_dir=data, **{k[3:].lower(): v for k, v in model_env.items()})
+    s = Settings(data_dir=data, **settings_fields(model_env))
     with KnowledgeBase(s, embedders=shared_embedders) as kb:  # type: ignore[arg-type]
         results = kb.ingest([EXAMPLES])
     assert all(r.status != "failed" for r in results), results

@@ -20,6 +20,7 @@ import pytest
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 from tests.test_answer_openai import MODEL, FakeVlm, free_port
+from tests.tiny_models import settings_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "docs"
@@ -46,7 +47,7 @@ def server(
     tmp_path: Path, model_env: dict[str, str], shared_embedders: object, vlm: FakeVlm
 ) -> Iterator[tuple[str, Path]]:
     data = tmp_path / "data"
-    s = Settings(data_dir=data, **{k[3:].lower(): v for k, v in model_env.items()})
+    s = Settings(data_dir=data, **settings_fields(model_env))
     with KnowledgeBase(s, embedders=shared_embedders) as kb:  # type: ignore[arg-type]
         kb.ingest([EXAMPLES])
     port = free_port()

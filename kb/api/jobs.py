@@ -1,4 +1,6 @@
-"""Background ingest: one worker thread (ingest holds the KB writer lock anyway).
+"""Background ingest jobs, run one at a time by one thread. The slow part of each file runs in an
+ingest worker process at low priority (ingest/workers.py); this thread commits, holding the writer
+lock, so it keeps normal priority (a niced lock holder would stall the searches waiting on it).
 
 Without a store jobs live in memory only. With one, every state change is saved as `store/<id>.json`,
 so a restarted server or another replica sharing the store can answer a job's status. While a job is
@@ -108,7 +110,7 @@ class JobRunner:
         self._jobs: dict[str, Job] = {}
         self._owned: dict[str, int] = {}  # job id -> fd holding the flock on store/<id>.lock
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest", initializer=_lower_priority)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest")
         self.store = store
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
@@ -320,13 +322,3 @@ class JobRunner:
                     with contextlib.suppress(FileNotFoundError):
                         stale.unlink()
                 excess -= 1
-
-
-INGEST_NICE = 10
-
-
-def _lower_priority() -> None:
-    """Run ingest below request threads: a burst of uploads then slows ingest, not searches. Linux
-    applies a nice value per thread (the threads torch starts from here inherit it)."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: normal priority
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INGEST_NICE)

@@ -36,14 +36,14 @@ class ApiState:
         # dir) answers their status, and resumes the ones a dead server left unfinished.
         self.jobs = JobRunner(kb.settings.data_dir / "jobs")
         self._answerer: Answerer | None = None
-        self._answerer_lock = threading.Lock()
+        self._lazy_lock = threading.Lock()
         self._pool: PreparePool | None = None
 
     def answerer(self) -> Answerer | None:
         """The configured VLM backend for one request. The backend is made once and keeps its HTTP
         connections (or its loaded model); each request gets a shallow copy that shares those but
         keeps its own per-call state (`last_usage`), so concurrent requests never mix usage."""
-        with self._answerer_lock:
+        with self._lazy_lock:
             if self._answerer is None:
                 made = make_answerer(self.kb.settings)
                 load = getattr(made, "load", None)
@@ -54,7 +54,7 @@ class ApiState:
 
     def pool(self) -> PreparePool:
         """Worker processes for the slow stage of ingest: uploads then cost searches CPU, not the GIL."""
-        with self._answerer_lock:
+        with self._lazy_lock:
             if self._pool is None:
                 self._pool = PreparePool(self.kb.settings, workers=max(1, self.kb.settings.ingest_workers))
             return self._pool
@@ -63,7 +63,7 @@ class ApiState:
         self.jobs.shutdown()
         if self._pool is not None:
             self._pool.close()
-        with self._answerer_lock:
+        with self._lazy_lock:
             close = getattr(self._answerer, "close", None)
             if callable(close):
                 close()
