@@ -25,7 +25,7 @@ COPY pyproject.toml README.md ./
 COPY kb ./kb
 COPY ingest ./ingest
 COPY ui ./ui
-RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[server]"
+RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[server,s3]"
 
 # Non-root user. /data is the data dir (images/, docs/ manifests, and qdrant/ in embedded mode);
 # /models is the Hugging Face / open_clip cache for the CLIP and text models (downloaded on first use).

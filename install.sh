@@ -26,5 +26,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch/torchvision are pinned in pyproject.toml (2.14.1 / 0.29.1).
-.venv/bin/python -m pip install -q -e ".[dev,server]"   # server: the HTTP API (kb serve)
+.venv/bin/python -m pip install -q -e ".[dev,server,s3]"   # server: the HTTP API (kb serve); s3: an S3 image store
 echo "Glyph KB installed. Try: .venv/bin/kb ingest examples/docs && .venv/bin/kb search \"p99 latency of POST /payments\""

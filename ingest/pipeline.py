@@ -301,11 +301,7 @@ class Ingestor:
         return _result(path, "ingested", rec)
 
     def _load_images(self, keys: Sequence[str]) -> dict[str, Image.Image]:
-        out = {}
-        for k in keys:
-            with Image.open(self.images.path(k)) as im:
-                out[k] = im.convert("RGB")
-        return out
+        return {k: self.images.open_rgb(k) for k in keys}
 
 
 def _read_checked(path: Path, settings: Settings) -> bytes:

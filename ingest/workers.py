@@ -21,7 +21,7 @@ from pathlib import Path
 from ingest.pipeline import Ingestor, PreparedDoc
 from kb.catalog import DocumentRecord
 from kb.errors import KbError
-from kb.images import ImageStore
+from kb.images import open_image_store
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _init(settings: Settings, index: bool, nice: int, torch_threads: int, parent
         from kb.embed.factory import build_embedders
 
         embedders = build_embedders(settings)
-    _ingestor = Ingestor(settings, None, ImageStore(settings.images_dir), embedders=embedders)
+    _ingestor = Ingestor(settings, None, open_image_store(settings), embedders=embedders)
 
 
 def _prepare(path: str, sha: str, nbytes: int, old: str | None, tags: list[str]) -> PreparedDoc | tuple[str, str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -17,7 +16,7 @@ class Hit:
     score: float
     scores: dict[str, float]
     image_keys: list[str]
-    images: list[Path]
+    images: list[str]  # where each image lives: a path, or a URL for a remote store
     section_id: str
     point_id: str
     source_name: str = ""
@@ -48,5 +47,5 @@ class Hit:
             "text": self.text,
             "score": self.score,
             "scores": self.scores,
-            "images": [str(p) for p in self.images],
+            "images": list(self.images),
         }

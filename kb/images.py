@@ -1,30 +1,101 @@
-"""Content-addressed glyph image store: the key is the sha256 of the PNG bytes."""
+"""Content-addressed glyph image store: the key is the sha256 of the PNG bytes.
+
+A local directory by default. `KB_IMAGE_STORE_URL` names any fsspec store instead (`s3://bucket/prefix`,
+MinIO or another S3-compatible server via `KB_IMAGE_STORE_OPTIONS`, `gs://`, `az://`), so replicas on
+different hosts share one image store without a shared filesystem.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from PIL import Image
+
+from kb.errors import KbError
 from kb.fsutil import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
-class ImageStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    from kb.settings import Settings
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+_OBJECT = re.compile(r"(?:^|/)[0-9a-f]{2}/([0-9a-f]{64})\.png$")
+
+
+def check_key(key: str) -> str:
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"not an image key: {key!r}")
+    return key
+
+
+def relpath(key: str) -> str:
+    """`ab/<key>.png`: two-character fan-out keeps directories (and object listings) small."""
+    return f"{check_key(key)[:2]}/{key}.png"
+
+
+class ImageStore(ABC):
+    """Write-once PNGs by content key. A missing image raises FileNotFoundError from `read`."""
 
     @staticmethod
     def key_for(data: bytes) -> str:
         return hashlib.sha256(data).hexdigest()
 
-    def path(self, key: str) -> Path:
-        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
-            raise ValueError(f"not an image key: {key!r}")
-        return self.root / key[:2] / f"{key}.png"
-
+    @abstractmethod
     def put(self, data: bytes) -> str:
         """Store bytes once; writing the same image again is free."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def read(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def all_keys(self) -> Iterator[str]: ...
+
+    @abstractmethod
+    def remove(self, keys: Iterable[str]) -> int:
+        """Delete these images; returns how many existed."""
+
+    @abstractmethod
+    def size_bytes(self) -> int: ...
+
+    @abstractmethod
+    def location(self, key: str) -> str:
+        """Where the image lives: an absolute path, or a URL such as `s3://bucket/prefix/ab/<key>.png`."""
+
+    def local_path(self, key: str) -> Path | None:
+        """The file on this host, when the store is a local directory (served without a copy)."""
+        return None
+
+    def check(self) -> None:
+        """Raise if the store cannot be reached (readiness)."""
+        self.exists("0" * 64)
+
+    def open_rgb(self, key: str) -> Image.Image:
+        with Image.open(io.BytesIO(self.read(key))) as im:
+            return im.convert("RGB")
+
+
+class LocalImageStore(ImageStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        return self.root / relpath(key)
+
+    def put(self, data: bytes) -> str:
         key = self.key_for(data)
         p = self.path(key)
         if not p.exists():
@@ -34,11 +105,15 @@ class ImageStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def read(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
     def all_keys(self) -> Iterator[str]:
         if not self.root.is_dir():
             return
         for p in self.root.glob("??/*.png"):
-            yield p.stem
+            if _KEY.fullmatch(p.stem):
+                yield p.stem
 
     def remove(self, keys: Iterable[str]) -> int:
         n = 0
@@ -52,3 +127,112 @@ class ImageStore:
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.glob("??/*.png")) if self.root.is_dir() else 0
+
+    def location(self, key: str) -> str:
+        return str(self.path(key).absolute())
+
+    def local_path(self, key: str) -> Path | None:
+        return self.path(key)
+
+
+class FsspecImageStore(ImageStore):
+    """Objects under `url` in any fsspec filesystem. Object stores make each PUT atomic, so a reader
+    never sees half an image; images are immutable, so reads are cached in memory (LRU, by bytes)."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None, cache_bytes: int = 64 << 20) -> None:
+        try:
+            import fsspec.core
+
+            fs, root = fsspec.core.url_to_fs(url, **(options or {}))
+        except ImportError as exc:  # e.g. s3fs missing for s3://
+            raise KbError(f"image store {url!r} needs a package that is not installed: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            raise KbError(f"image store {url!r}: {exc}") from exc
+        self.url = url
+        self.fs: AbstractFileSystem = fs
+        self.root = str(root).rstrip("/")
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cached = 0
+        self._cache_max = cache_bytes
+        self._lock = threading.Lock()
+
+    def _obj(self, key: str) -> str:
+        return f"{self.root}/{relpath(key)}"
+
+    def put(self, data: bytes) -> str:
+        key = self.key_for(data)
+        if not self.exists(key):
+            self.fs.pipe_file(self._obj(key), data)
+        return key
+
+    def exists(self, key: str) -> bool:
+        # never from the read cache: another replica's `kb gc` may have removed it since
+        return bool(self.fs.exists(self._obj(key)))
+
+    def read(self, key: str) -> bytes:
+        with self._lock:
+            data = self._cache.get(key)
+            if data is not None:
+                self._cache.move_to_end(key)
+                return data
+        data = bytes(self.fs.cat_file(self._obj(key)))
+        with self._lock:
+            if key not in self._cache and len(data) <= self._cache_max:
+                self._cache[key] = data
+                self._cached += len(data)
+                while self._cached > self._cache_max:
+                    self._cached -= len(self._cache.popitem(last=False)[1])
+        return data
+
+    def _listing(self) -> dict[str, int]:
+        """Key → size of every stored image, listed afresh (other replicas write too)."""
+        self.fs.invalidate_cache()
+        try:
+            found = self.fs.find(self.root, detail=True)
+        except FileNotFoundError:
+            return {}
+        out = {}
+        for name, info in found.items():
+            m = _OBJECT.search(name)
+            if m:
+                out[m.group(1)] = int(info.get("size") or 0)
+        return out
+
+    def all_keys(self) -> Iterator[str]:
+        yield from self._listing()
+
+    def remove(self, keys: Iterable[str]) -> int:
+        n = 0
+        for key in keys:
+            with self._lock:
+                data = self._cache.pop(key, None)
+                if data is not None:
+                    self._cached -= len(data)
+            path = self._obj(key)
+            if self.fs.exists(path):
+                self.fs.rm_file(path)
+                n += 1
+        if n:
+            self.fs.invalidate_cache()
+        return n
+
+    def size_bytes(self) -> int:
+        return sum(self._listing().values())
+
+    def location(self, key: str) -> str:
+        return str(self.fs.unstrip_protocol(self._obj(key)))
+
+    def check(self) -> None:
+        self.fs.invalidate_cache(self.root)
+        with contextlib.suppress(FileNotFoundError):  # nothing stored yet is fine
+            self.fs.ls(self.root)  # an unreachable server or a refused credential raises
+
+
+def open_image_store(settings: Settings) -> ImageStore:
+    """The store `settings` name: `KB_IMAGE_STORE_URL`, else `KB_DATA_DIR/images`."""
+    url = settings.image_store_url.strip()
+    if not url:
+        return LocalImageStore(settings.images_dir)
+    if "://" not in url or url.startswith("file://"):
+        return LocalImageStore(Path(url.removeprefix("file://")).expanduser())
+    return FsspecImageStore(url, settings.image_store_options, settings.image_cache_mb << 20)

@@ -8,7 +8,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -120,7 +119,7 @@ class Retriever:
             score=p.score,
             scores=p.scores,
             image_keys=keys,
-            images=[_abs(self.images.path(k)) for k in keys],
+            images=[self.images.location(k) for k in keys],
             section_id=str(pl.get("section_id", "")),
             point_id=p.id,
             source_name=str(pl.get("source_name", "")),
@@ -147,7 +146,3 @@ def apply_quota(points: Sequence[ScoredPoint], k: int, quota: int) -> list[Score
 
 def _rows(encode: Callable[[Sequence[str]], np.ndarray]) -> Callable[[list[str]], list[np.ndarray]]:
     return lambda texts: list(encode(texts))
-
-
-def _abs(p: Path) -> Path:
-    return p.resolve() if not p.is_absolute() else p

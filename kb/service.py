@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from kb.catalog import Catalog, DocumentRecord
 from kb.fsutil import writer_lock
-from kb.images import ImageStore
+from kb.images import ImageStore, open_image_store
 from kb.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class KnowledgeBase:
     ) -> None:
         self.settings = settings
         self.catalog = Catalog(settings.docs_dir)
-        self.images = ImageStore(settings.images_dir)
+        self.images: ImageStore = open_image_store(settings)
         self._qdrant_location = qdrant_location
         self._index: QdrantIndex | None = None
         self._embedders: Embedders | None = embedders
@@ -235,8 +235,6 @@ class KnowledgeBase:
 
     def reindex(self, *, on_file: Callable[[str, int, int], None] | None = None) -> int:
         """Rebuild the collection with the configured models from the stored images and texts."""
-        from PIL import Image
-
         with writer_lock(self.settings.data_dir):
             self.index.drop()
             self._retriever = None
@@ -249,8 +247,7 @@ class KnowledgeBase:
                     on_file(rec.doc_id, i, len(docs))
                 imgs = {}
                 for k in rec.image_keys:
-                    with Image.open(self.images.path(k)) as im:
-                        imgs[k] = im.convert("RGB")
+                    imgs[k] = self.images.open_rgb(k)
                 n += indexer.upsert(rec, imgs)
                 self.catalog.put(rec)
             return n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -159,6 +159,13 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     collection: str = "glyph_kb"
     qdrant_timeout: int = 30
+
+    # Glyph images: KB_DATA_DIR/images unless a URL names another store (s3://bucket/prefix, gs://, az://).
+    # Options go to fsspec as JSON, e.g. {"endpoint_url": "http://minio:9000"} for MinIO; credentials
+    # come from the store's usual env vars (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for S3) or "key"/"secret".
+    image_store_url: str = ""
+    image_store_options: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold a secret
+    image_cache_mb: int = Field(64, ge=0, description="in-memory cache of images read from a remote store")
 
     @field_validator("data_dir")
     @classmethod

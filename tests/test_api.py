@@ -109,7 +109,7 @@ def doc_ids(c: TestClient, who: str) -> list[str]:
 def test_health_and_openapi(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
-    assert r.status_code == 200 and r.json() == {"ready": True, "store": "ok", "vlm": "ok"}
+    assert r.status_code == 200 and r.json() == {"ready": True, "store": "ok", "images": "ok", "vlm": "ok"}
     spec = client.get("/openapi.json").json()
     for path in (
         "/v1/documents",

@@ -155,6 +155,8 @@ def test_app_env_lands_on_real_settings(
                     assert dumped == want, name
                 else:
                     assert got == want, name
+        elif isinstance(actual, dict):
+            assert actual == json.loads(value), name
         elif actual is None:
             assert value == "", name
         else:
@@ -217,7 +219,7 @@ def test_dockerfile_matches_install() -> None:
     missing = apt - {"chromium"} - set(dockerfile.split())  # chromium is for the UI end-to-end test only
     assert not missing, f"install.sh packages missing from the Dockerfile: {sorted(missing)}"
     assert "FROM python:3.11-slim" in dockerfile
-    assert re.search(r"pip install .*\"\.\[server\]\"", dockerfile)
+    assert re.search(r"pip install .*\"\.\[server,s3\]\"", dockerfile)
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
     assert users and users[-1] not in ("root", "0"), "the app must not run as root"
 

@@ -401,8 +401,7 @@ def _render_preview(kb: KnowledgeBase, rec: DocumentRecord) -> None:
         where = f" · p. {sec.page_start}" + (f"–{end}" if end else "")
     part = f" (part {sec.part}/{sec.parts})" if sec.parts > 1 else ""
     caption = f"{i + 1}/{len(pages)} · {' › '.join(sec.heading_path) or rec.title}{part}{where}"
-    path = kb.images.path(img.key)
-    if path.is_file():
-        st.image(str(path), caption=caption)
-    else:
+    try:
+        st.image(kb.images.read(img.key), caption=caption)
+    except FileNotFoundError:
         st.warning(f"Image {img.key} is missing from the store (run `kb gc` / re-ingest). {caption}")

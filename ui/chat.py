@@ -7,6 +7,7 @@ what "it" refers to; the model itself still sees only the new question with the 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import re
 import time
@@ -16,6 +17,7 @@ from typing import Any
 import streamlit as st
 
 from kb.errors import KbError
+from kb.images import ImageStore
 from kb.service import KnowledgeBase
 
 HISTORY = "chat_messages"
@@ -71,7 +73,8 @@ def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
         "section": " › ".join(path),
         "pages": where,
         "score": float(hit.score),
-        "images": [str(p) for p in hit.images],
+        "images": list(hit.images),
+        "image_keys": list(hit.image_keys),
         "text": hit.text,
         "sent": sent,
         "cited": cited,
@@ -97,14 +100,14 @@ def answer_turn(
     query = retrieval_query(question, history)
     if not kb.documents():
         msg["alerts"].append(("warning", EMPTY))
-        _show_message(msg)
+        _show_message(msg, kb.images)
         return msg
     try:
         with st.spinner("Searching the documents…"):
             prep = _prepare(kb, question, query, opts["doc_ids"], opts["k"], opts["compare"])
     except KbError as exc:
         msg["alerts"].append(("error", _with_hint(exc.message, exc.hint)))
-        _show_message(msg)
+        _show_message(msg, kb.images)
         return msg
     msg["notes"] = list(prep.prompt.notes)
     if query != question:
@@ -126,7 +129,7 @@ def answer_turn(
             )
     if answerer is None:
         msg["sources"] = _sources(prep, set())
-        _show_message(msg)
+        _show_message(msg, kb.images)
         return msg
 
     stream = AnswerStream(prep, answerer, kb.settings)
@@ -155,7 +158,7 @@ def answer_turn(
             f"{ans.backend} · {ans.model} · {u.images_sent} image(s), {u.visual_tokens} visual + "
             f"{u.text_tokens} text tokens in, {u.completion_tokens} out · {ans.timings.get('total', 0):.1f} s"
         )
-    _show_extras(msg)
+    _show_extras(msg, kb.images)
     return msg
 
 
@@ -164,17 +167,17 @@ def _with_hint(message: str, hint: str) -> str:
 
 
 # -- display -----------------------------------------------------------------------------------------
-def _show_message(msg: dict[str, Any]) -> None:
+def _show_message(msg: dict[str, Any], store: ImageStore) -> None:
     if msg["content"]:
         st.markdown(msg["content"])
-    _show_extras(msg)
+    _show_extras(msg, store)
 
 
-def _show_extras(msg: dict[str, Any]) -> None:
+def _show_extras(msg: dict[str, Any], store: ImageStore) -> None:
     for kind, text in msg.get("alerts", []):
         (st.error if kind == "error" else st.warning)(text)
     if msg.get("sources"):
-        show_sources(msg["sources"])
+        show_sources(msg["sources"], store)
     for note in msg.get("notes", []):
         st.caption(f"Note: {note}")
     if msg.get("meta"):
@@ -193,7 +196,7 @@ def source_label(s: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def show_sources(sources: list[dict[str, Any]]) -> None:
+def show_sources(sources: list[dict[str, Any]], store: ImageStore) -> None:
     st.markdown("**Sources**")
     any_cited = any(s["cited"] for s in sources)
     for s in sources:
@@ -201,7 +204,7 @@ def show_sources(sources: list[dict[str, Any]]) -> None:
         if any_cited and not s["cited"]:
             label += " · not cited"
         with st.expander(label):
-            imgs = [p for p in s["images"] if _exists(p)]
+            imgs = _stored(store, s["image_keys"])
             if imgs:
                 st.image(imgs, caption=[f"[{s['n']}] glyph image {i}" for i in range(1, len(imgs) + 1)])
             else:
@@ -210,10 +213,12 @@ def show_sources(sources: list[dict[str, Any]]) -> None:
             st.text(s["text"])
 
 
-def _exists(path: str) -> bool:
-    from pathlib import Path
-
-    return Path(path).is_file()
+def _stored(store: ImageStore, keys: list[str]) -> list[bytes]:
+    out = []
+    for k in keys:
+        with contextlib.suppress(FileNotFoundError):  # deleted or re-ingested since the answer
+            out.append(store.read(k))
+    return out
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -280,7 +285,7 @@ def render_chat(kb: KnowledgeBase) -> None:
             if msg["role"] == "user":
                 st.markdown(msg["content"])
             else:
-                _show_message(msg)
+                _show_message(msg, kb.images)
     question = st.chat_input("Ask a question about your documents")
     if not question or not question.strip():
         return

@@ -137,17 +137,17 @@ class _Cand:
         return sum(visual_tokens(*_scaled(s, scale, patch), patch) for s in self.sizes)
 
 
-def _open(p: Path) -> tuple[Image.Image, bytes]:
+def _open(data: bytes) -> tuple[Image.Image, bytes]:
     """The image (decoded only when its pixels are needed: a resize, or an in-process model) and its file."""
-    data = p.read_bytes()
     im = Image.open(io.BytesIO(data))
     return (im if im.mode == "RGB" else im.convert("RGB")), data
 
 
-def _paths(hit: Hit, store: ImageStore | None) -> list[Path]:
-    if hit.images:
-        return list(hit.images)
-    return [store.path(k) for k in hit.image_keys] if store is not None else []
+def _pngs(hit: Hit, store: ImageStore | None) -> list[bytes]:
+    """The hit's stored PNGs: from the store by key, else from the local paths the hit carries."""
+    if store is not None and hit.image_keys:
+        return [store.read(k) for k in hit.image_keys]
+    return [Path(p).read_bytes() for p in hit.images]
 
 
 def build_prompt(
@@ -173,7 +173,7 @@ def build_prompt(
         label = hit.label(n)
         sizes: list[tuple[int, int]] = []
         if use_images:
-            imgs = [_open(p) for p in _paths(hit, images)]
+            imgs = [_open(b) for b in _pngs(hit, images)]
             loaded[n] = imgs
             for im, _ in imgs:
                 f = _fit_pixels(im.size, settings.vlm_max_pixels)

@@ -114,7 +114,7 @@ def create_app(kb: KnowledgeBase) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        checks = {"store": _check_store(api), "vlm": _check_vlm(kb)}
+        checks = {"store": _check_store(api), "images": _check_images(kb), "vlm": _check_vlm(kb)}
         ready = all(v in ("ok", "not configured") for v in checks.values())
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
@@ -129,6 +129,15 @@ def _check_store(api: ApiState) -> str:
         return "ok"
     except Exception as exc:  # any failure means not ready; the reason goes to the log, not the client
         log.warning("store not reachable: %s", exc)
+        return "unreachable"
+
+
+def _check_images(kb: KnowledgeBase) -> str:
+    try:
+        kb.images.check()
+        return "ok"
+    except Exception as exc:  # as above: the reason goes to the log
+        log.warning("image store not reachable: %s", exc)
         return "unreachable"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kb.answer.run import AnswerStream, AskOptions, generate
@@ -195,7 +195,7 @@ def ask(request: Request, principal: Reader, body: AskIn) -> Any:
 
 # -- images --------------------------------------------------------------------------------------
 @router.get("/images/{key}", tags=["retrieval"], response_class=FileResponse)
-def image(request: Request, principal: Reader, key: str) -> FileResponse:
+def image(request: Request, principal: Reader, key: str) -> Response:
     """A glyph image by content key — only one of the caller's tenant's documents."""
     st = state(request)
     if (
@@ -204,7 +204,14 @@ def image(request: Request, principal: Reader, key: str) -> FileResponse:
         or not tenancy.owns_image(st.kb, principal.tenant, key)
     ):
         raise HTTPException(404, "no such image")
-    path = st.kb.images.path(key)
-    if not path.is_file():
-        raise HTTPException(404, "no such image")
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+    headers = {"Cache-Control": "private, max-age=86400"}  # content-addressed: a key's bytes never change
+    path = st.kb.images.local_path(key)
+    if path is not None:
+        if not path.is_file():
+            raise HTTPException(404, "no such image")
+        return FileResponse(path, media_type="image/png", headers=headers)
+    try:
+        data = st.kb.images.read(key)
+    except FileNotFoundError:
+        raise HTTPException(404, "no such image") from None
+    return Response(data, media_type="image/png", headers=headers)
