@@ -1,7 +1,7 @@
 """Load test for the HTTP API: N concurrent clients for a bounded time against `kb serve` on 127.0.0.1.
 
     python eval/load_api.py [--clients 16] [--duration 30] [--mix search=70,ask=20,upload=10]
-                            [--url http://127.0.0.1:8000 --key KEY [--tenant T]] [--workdir DIR]
+                            [--url http://127.0.0.1:8000 --key KEY [--tenant T]] [--workdir DIR] [--s3]
 
 Without --url it starts `kb serve` itself on a free port with a scratch data dir (tiny random CLIP from
 tests/tiny_models and the bundled MiniLM, on the CPU), an admin key for tenant `load`, and an in-process fake
@@ -9,6 +9,9 @@ OpenAI-compatible VLM (tests/test_answer_openai.FakeVlm) as the ask backend; it 
 for them to be ingested before the clock starts. Each client loops over a weighted random mix of
 `POST /v1/search`, `POST /v1/ask` (JSON) and `POST /v1/documents` (a small unique Markdown file). At the end it
 waits for the uploads' ingest jobs and counts failed jobs as errors.
+
+--s3 keeps the glyph images in an S3 bucket instead of the data dir: it starts moto's S3 server on loopback
+(another process) and points KB_IMAGE_STORE_URL at it, so every ask reads its images over HTTP.
 
 Prints throughput and p50/p95/p99 latency per operation, and every error. Exit status 1 when there were errors.
 Target: 0 errors and search p95 under 300 ms at 16 clients on a 2-core machine.
@@ -109,7 +112,38 @@ def wait_job(c: httpx.Client, job_id: str, timeout: float) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def start_server(workdir: Path, vlm_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited; see {log}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"{what} did not start in 120 s")
+        time.sleep(0.2)
+
+
+def start_s3(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """moto's S3 server on a free loopback port, with a bucket; returns it and the app's env for it."""
+    port = free_port()
+    log = workdir / "s3.log"
+    moto = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(endpoint, proc, "moto_server", log)
+    httpx.put(f"{endpoint}/glyph-kb").raise_for_status()  # create the bucket
+    opts = {"endpoint_url": endpoint, "key": "load", "secret": "load", "client_kwargs": {"region_name": "us-east-1"}}
+    return proc, {"KB_IMAGE_STORE_URL": "s3://glyph-kb/load/images", "KB_IMAGE_STORE_OPTIONS": json.dumps(opts)}
+
+
+def start_server(workdir: Path, vlm_url: str, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     from tests.tiny_models import build_tiny_clip
 
     cfg, ckpt = build_tiny_clip(workdir / "clip")
@@ -130,6 +164,7 @@ def start_server(workdir: Path, vlm_url: str) -> tuple[subprocess.Popen[bytes], 
         "KB_VLM_MODEL": "fake-vlm",
         "KB_VLM_RETRIES": "0",
         "KB_API_KEYS": json.dumps([{"key": KEY, "role": "admin", "tenants": ["load"]}]),
+        **extra,
     }
     log = open(workdir / "serve.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
     proc = subprocess.Popen(
@@ -140,19 +175,8 @@ def start_server(workdir: Path, vlm_url: str) -> tuple[subprocess.Popen[bytes], 
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"kb serve exited; see {workdir / 'serve.log'}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("kb serve did not start in 120 s")
-        time.sleep(0.2)
+    wait_http(f"{url}/healthz", proc, "kb serve", workdir / "serve.log")
+    return proc, url
 
 
 def main() -> int:
@@ -165,6 +189,7 @@ def main() -> int:
     ap.add_argument("--tenant", help="X-KB-Tenant header, for keys bound to several tenants")
     ap.add_argument("--workdir", type=Path, help="scratch dir (default: a temporary one)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--s3", action="store_true", help="images in an S3 bucket (moto on loopback)")
     args = ap.parse_args()
 
     mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
@@ -175,7 +200,7 @@ def main() -> int:
     tmp = None if args.workdir else tempfile.TemporaryDirectory(prefix="kb-load-")
     workdir = args.workdir or Path(tmp.name)  # type: ignore[union-attr]
     workdir.mkdir(parents=True, exist_ok=True)
-    vlm = proc = None
+    vlm = proc = s3 = None
     headers = {"Authorization": f"Bearer {args.key}"}
     if args.tenant:
         headers["X-KB-Tenant"] = args.tenant
@@ -186,7 +211,10 @@ def main() -> int:
             from tests.test_answer_openai import FakeVlm
 
             vlm = FakeVlm()
-            proc, url = start_server(workdir, vlm.url)
+            extra: dict[str, str] = {}
+            if args.s3:
+                s3, extra = start_s3(workdir)
+            proc, url = start_server(workdir, vlm.url, extra)
             t0 = time.monotonic()
             with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
                 files = [
@@ -286,6 +314,9 @@ def main() -> int:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if s3 is not None:
+            s3.terminate()
+            s3.wait(20)
         if vlm is not None:
             vlm.close()
         if tmp is not None:

@@ -166,8 +166,11 @@ class FsspecImageStore(ImageStore):
         return key
 
     def exists(self, key: str) -> bool:
-        # never from the read cache: another replica's `kb gc` may have removed it since
-        return bool(self.fs.exists(self._obj(key)))
+        # Asked of the store itself, never of a cache or an old listing: another replica's `kb gc` may
+        # have removed the image since, and a stale "yes" would skip the write and lose it.
+        path = self._obj(key)
+        self.fs.invalidate_cache(path)
+        return bool(self.fs.exists(path))
 
     def read(self, key: str) -> bytes:
         with self._lock:
@@ -191,6 +194,8 @@ class FsspecImageStore(ImageStore):
             found = self.fs.find(self.root, detail=True)
         except FileNotFoundError:
             return {}
+        finally:
+            self.fs.invalidate_cache()  # keep no listing: `exists` must not answer from it
         out = {}
         for name, info in found.items():
             m = _OBJECT.search(name)
@@ -208,12 +213,9 @@ class FsspecImageStore(ImageStore):
                 data = self._cache.pop(key, None)
                 if data is not None:
                     self._cached -= len(data)
-            path = self._obj(key)
-            if self.fs.exists(path):
-                self.fs.rm_file(path)
+            if self.exists(key):
+                self.fs.rm_file(self._obj(key))
                 n += 1
-        if n:
-            self.fs.invalidate_cache()
         return n
 
     def size_bytes(self) -> int:
@@ -223,9 +225,10 @@ class FsspecImageStore(ImageStore):
         return str(self.fs.unstrip_protocol(self._obj(key)))
 
     def check(self) -> None:
-        self.fs.invalidate_cache(self.root)
+        self.fs.invalidate_cache()
         with contextlib.suppress(FileNotFoundError):  # nothing stored yet is fine
             self.fs.ls(self.root)  # an unreachable server or a refused credential raises
+        self.fs.invalidate_cache()
 
 
 def open_image_store(settings: Settings) -> ImageStore:

@@ -81,10 +81,14 @@ def test_contract(store: ImageStore) -> None:
 def test_remote_store_sees_other_replicas(s3: dict[str, Any]) -> None:
     """Two stores on one prefix stand for two hosts: each sees what the other writes and deletes."""
     url = f"s3://glyph-kb/t-{uuid.uuid4().hex}/images"
-    a, b = FsspecImageStore(url, s3["options"]), FsspecImageStore(url, s3["options"])
+    a = FsspecImageStore(url, s3["options"])
+    b = FsspecImageStore(url, {**s3["options"], "skip_instance_cache": True})  # its own client and caches
+    assert a.fs is not b.fs
     k = a.put(png("green"))
     assert list(b.all_keys()) == [k] and b.read(k) == png("green")
-    assert a.remove([k]) == 1
+    k2 = a.put(png("olive"))  # after b listed the prefix: b's listing must not hide it
+    assert b.exists(k2) and sorted(b.all_keys()) == sorted([k, k2])
+    assert a.remove([k, k2]) == 2
     assert not b.exists(k) and list(b.all_keys()) == []
     assert b.put(png("green")) == k and a.exists(k)  # written again after another host's gc
 
