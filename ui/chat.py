@@ -204,7 +204,7 @@ def show_sources(sources: list[dict[str, Any]], store: ImageStore) -> None:
         if any_cited and not s["cited"]:
             label += " · not cited"
         with st.expander(label):
-            imgs = _stored(store, s["image_keys"])
+            imgs = _stored(store, s.get("image_keys", []))
             if imgs:
                 st.image(imgs, caption=[f"[{s['n']}] glyph image {i}" for i in range(1, len(imgs) + 1)])
             else:
