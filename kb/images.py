@@ -45,16 +45,7 @@ def relpath(key: str) -> str:
 
 
 class ImageStore(ABC):
-    """Write-once PNGs by content key. A missing image raises FileNotFoundError from `read`.
-
-    Reads may go through an in-memory LRU (by bytes): an image never changes under its key, so the
-    cache needs no invalidation beyond this process's own deletes."""
-
-    def __init__(self, cache_bytes: int = 0) -> None:
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
-        self._cached = 0
-        self._cache_max = cache_bytes
-        self._lock = threading.Lock()
+    """Write-once PNGs by content key. A missing image raises FileNotFoundError from `read`."""
 
     @staticmethod
     def key_for(data: bytes) -> str:
@@ -68,28 +59,7 @@ class ImageStore(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
-    def _fetch(self, key: str) -> bytes: ...
-
-    def read(self, key: str) -> bytes:
-        with self._lock:
-            data = self._cache.get(key)
-            if data is not None:
-                self._cache.move_to_end(key)
-                return data
-        data = self._fetch(key)
-        with self._lock:
-            if key not in self._cache and len(data) <= self._cache_max:
-                self._cache[key] = data
-                self._cached += len(data)
-                while self._cached > self._cache_max:
-                    self._cached -= len(self._cache.popitem(last=False)[1])
-        return data
-
-    def _forget(self, key: str) -> None:
-        with self._lock:
-            data = self._cache.pop(key, None)
-            if data is not None:
-                self._cached -= len(data)
+    def read(self, key: str) -> bytes: ...
 
     @abstractmethod
     def all_keys(self) -> Iterator[str]: ...
@@ -122,7 +92,6 @@ class LocalImageStore(ImageStore):
     """No read cache: the OS page cache does that job (measured: no gain under eval/load_api.py)."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(0)
         self.root = root
 
     def path(self, key: str) -> Path:
@@ -138,7 +107,7 @@ class LocalImageStore(ImageStore):
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def _fetch(self, key: str) -> bytes:
+    def read(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
     def all_keys(self) -> Iterator[str]:
@@ -151,7 +120,6 @@ class LocalImageStore(ImageStore):
     def remove(self, keys: Iterable[str]) -> int:
         n = 0
         for key in keys:
-            self._forget(key)
             try:
                 os.remove(self.path(key))
                 n += 1
@@ -171,7 +139,8 @@ class LocalImageStore(ImageStore):
 
 class FsspecImageStore(ImageStore):
     """Objects under `url` in any fsspec filesystem. Object stores make each PUT atomic, so a reader
-    never sees half an image."""
+    never sees half an image. Reads go through an in-memory LRU (by bytes): an image never changes
+    under its key, so the cache needs no invalidation beyond this process's own deletes."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None, cache_bytes: int = 64 << 20) -> None:
         try:
@@ -182,10 +151,13 @@ class FsspecImageStore(ImageStore):
             raise KbError(f"image store {url!r} needs a package that is not installed: {exc}") from exc
         except (ValueError, TypeError) as exc:
             raise KbError(f"image store {url!r}: {exc}") from exc
-        super().__init__(cache_bytes)
         self.url = url
         self.fs: AbstractFileSystem = fs
         self.root = str(root).rstrip("/")
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cached = 0
+        self._cache_max = cache_bytes
+        self._lock = threading.Lock()
 
     def _obj(self, key: str) -> str:
         return f"{self.root}/{relpath(key)}"
@@ -203,8 +175,20 @@ class FsspecImageStore(ImageStore):
         self.fs.invalidate_cache(path)
         return bool(self.fs.exists(path))
 
-    def _fetch(self, key: str) -> bytes:
-        return bytes(self.fs.cat_file(self._obj(key)))
+    def read(self, key: str) -> bytes:
+        with self._lock:
+            data = self._cache.get(key)
+            if data is not None:
+                self._cache.move_to_end(key)
+                return data
+        data = bytes(self.fs.cat_file(self._obj(key)))
+        with self._lock:
+            if key not in self._cache and len(data) <= self._cache_max:
+                self._cache[key] = data
+                self._cached += len(data)
+                while self._cached > self._cache_max:
+                    self._cached -= len(self._cache.popitem(last=False)[1])
+        return data
 
     def _listing(self) -> dict[str, int]:
         """Key → size of every stored image, listed afresh (other replicas write too)."""
@@ -228,7 +212,8 @@ class FsspecImageStore(ImageStore):
     def remove(self, keys: Iterable[str]) -> int:
         n = 0
         for key in keys:
-            self._forget(key)
+            with self._lock:
+                self._cached -= len(self._cache.pop(key, b""))
             if self.exists(key):
                 self.fs.rm_file(self._obj(key))
                 n += 1

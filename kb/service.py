@@ -245,9 +245,7 @@ class KnowledgeBase:
             for i, rec in enumerate(docs):
                 if on_file:
                     on_file(rec.doc_id, i, len(docs))
-                imgs = {}
-                for k in rec.image_keys:
-                    imgs[k] = self.images.open_rgb(k)
+                imgs = {k: self.images.open_rgb(k) for k in rec.image_keys}
                 n += indexer.upsert(rec, imgs)
                 self.catalog.put(rec)
             return n

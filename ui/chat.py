@@ -73,7 +73,6 @@ def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
         "section": " › ".join(path),
         "pages": where,
         "score": float(hit.score),
-        "images": list(hit.images),
         "image_keys": list(hit.image_keys),
         "text": hit.text,
         "sent": sent,
