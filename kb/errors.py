@@ -47,6 +47,10 @@ class ModelLoadError(KbError):
     """A configured model could not be loaded."""
 
 
+class ImageStoreError(KbError):
+    """The image store (a bucket) cannot be reached, or refused an operation."""
+
+
 class VlmError(KbError):
     """The vision-language model failed to answer (HTTP error, timeout, malformed reply)."""
 

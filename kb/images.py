@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from kb.errors import KbError
+from kb.errors import ImageStoreError, KbError
 from kb.fsutil import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -162,10 +162,23 @@ class FsspecImageStore(ImageStore):
     def _obj(self, key: str) -> str:
         return f"{self.root}/{relpath(key)}"
 
+    @contextlib.contextmanager
+    def _io(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (FileNotFoundError, KbError):
+            raise
+        except Exception as exc:  # each backend raises its own types (botocore, aiohttp, OSError, ...)
+            raise ImageStoreError(
+                f"image store {self.url}: {what} failed ({type(exc).__name__}: {exc})",
+                "check that the store is reachable and KB_IMAGE_STORE_URL / KB_IMAGE_STORE_OPTIONS are right",
+            ) from exc
+
     def put(self, data: bytes) -> str:
         key = self.key_for(data)
         if not self.exists(key):
-            self.fs.pipe_file(self._obj(key), data)
+            with self._io("writing an image"):
+                self.fs.pipe_file(self._obj(key), data)
         return key
 
     def exists(self, key: str) -> bool:
@@ -173,7 +186,8 @@ class FsspecImageStore(ImageStore):
         # have removed the image since, and a stale "yes" would skip the write and lose it.
         path = self._obj(key)
         self.fs.invalidate_cache(path)
-        return bool(self.fs.exists(path))
+        with self._io("looking up an image"):
+            return bool(self.fs.exists(path))
 
     def read(self, key: str) -> bytes:
         with self._lock:
@@ -181,7 +195,9 @@ class FsspecImageStore(ImageStore):
             if data is not None:
                 self._cache.move_to_end(key)
                 return data
-        data = bytes(self.fs.cat_file(self._obj(key)))
+        path = self._obj(key)
+        with self._io("reading an image"):
+            data = bytes(self.fs.cat_file(path))
         with self._lock:
             if key not in self._cache and len(data) <= self._cache_max:
                 self._cache[key] = data
@@ -194,7 +210,8 @@ class FsspecImageStore(ImageStore):
         """Key → size of every stored image, listed afresh (other replicas write too)."""
         self.fs.invalidate_cache()
         try:
-            found = self.fs.find(self.root, detail=True)
+            with self._io("listing the images"):
+                found = self.fs.find(self.root, detail=True)
         except FileNotFoundError:
             return {}
         finally:
@@ -215,7 +232,8 @@ class FsspecImageStore(ImageStore):
             with self._lock:
                 self._cached -= len(self._cache.pop(key, b""))
             if self.exists(key):
-                self.fs.rm_file(self._obj(key))
+                with self._io("deleting an image"):
+                    self.fs.rm_file(self._obj(key))
                 n += 1
         return n
 
@@ -227,7 +245,7 @@ class FsspecImageStore(ImageStore):
 
     def check(self) -> None:
         self.fs.invalidate_cache()
-        with contextlib.suppress(FileNotFoundError):  # nothing stored yet is fine
+        with contextlib.suppress(FileNotFoundError), self._io("listing the store"):  # nothing stored yet is fine
             self.fs.ls(self.root)  # an unreachable server or a refused credential raises
         self.fs.invalidate_cache()
 

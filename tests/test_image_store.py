@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from kb.errors import KbError
+from kb.errors import ImageStoreError, KbError
 from kb.images import FsspecImageStore, ImageStore, LocalImageStore, open_image_store
 from kb.service import KnowledgeBase
 from kb.settings import Settings
@@ -103,13 +103,37 @@ def test_open_image_store_choices(tmp_path: Path) -> None:
         open_image_store(Settings(data_dir=tmp_path, image_store_url="nosuchproto://bucket/x"))
 
 
-def test_unreachable_remote_store_fails_check() -> None:
-    store = FsspecImageStore(
-        "s3://glyph-kb/images",
-        {"key": "k", "secret": "s", "endpoint_url": "http://127.0.0.1:9", "config_kwargs": {"retries": {"max_attempts": 1}}},
+DEAD_S3 = {"key": "k", "secret": "s", "endpoint_url": "http://127.0.0.1:9", "config_kwargs": {"retries": {"max_attempts": 1}}}
+
+
+def test_unreachable_remote_store_fails_clearly() -> None:
+    store = FsspecImageStore("s3://glyph-kb/images", DEAD_S3)
+    for call in (store.check, lambda: store.put(png("red")), lambda: store.read("a" * 64), lambda: list(store.all_keys())):
+        with pytest.raises(ImageStoreError, match="image store s3://glyph-kb/images: .* failed") as err:
+            call()
+        assert "KB_IMAGE_STORE_URL" in err.value.hint
+
+
+def test_ingest_with_store_down_fails_and_writes_nothing(
+    tmp_path: Path, model_env: dict[str, str], shared_embedders: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from kb.api import create_app
+
+    s = Settings(
+        data_dir=tmp_path / "data",
+        image_store_url="s3://glyph-kb/images",
+        image_store_options=DEAD_S3,
+        **settings_fields(model_env),
     )
-    with pytest.raises(Exception):  # noqa: B017 - botocore's or s3fs's error; any error means not ready
-        store.check()
+    with KnowledgeBase(s, embedders=shared_embedders) as kb:  # type: ignore[arg-type]
+        [r] = kb.ingest([EXAMPLES / "incident-response-sop.md"])
+        assert r.status == "failed" and r.error and "image store" in r.error, r
+        assert kb.documents() == [] and kb.index.count() == 0
+        with TestClient(create_app(kb)) as c:
+            ready = c.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["images"] == "unreachable"
 
 
 # -- the product on an S3 image store -------------------------------------------------------------------

@@ -21,6 +21,7 @@ from kb.errors import (
     DocumentNotFoundError,
     EmptyDocumentError,
     FileTooLargeError,
+    ImageStoreError,
     KbError,
     UnsupportedFormatError,
     VlmError,
@@ -37,6 +38,7 @@ _STATUS: list[tuple[type[KbError], int]] = [
     (EmptyDocumentError, 422),
     (CorruptDocumentError, 422),
     (VlmUnavailableError, 503),
+    (ImageStoreError, 503),
     (VlmError, 502),
     (ConfigError, 500),
 ]
@@ -87,6 +89,9 @@ def create_app(kb: KnowledgeBase) -> FastAPI:
         if isinstance(exc, VlmError) and not isinstance(exc, VlmUnavailableError):
             log.warning("VLM failure: %s", exc)
             return _error(status, "the vision-language model failed to answer", "try again later")
+        if isinstance(exc, ImageStoreError):  # the message names the internal store: log it, don't send it
+            log.error("image store failure: %s", exc)
+            return _error(status, "the image store is unavailable", "try again later")
         if status >= 500:
             log.error("server error: %s", exc)
             return _error(status, exc.message if isinstance(exc, VlmUnavailableError) else "server misconfigured")
