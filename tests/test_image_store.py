@@ -109,7 +109,7 @@ DEAD_S3 = {"key": "k", "secret": "s", "endpoint_url": "http://127.0.0.1:9", "con
 def test_unreachable_remote_store_fails_clearly() -> None:
     store = FsspecImageStore("s3://glyph-kb/images", DEAD_S3)
     for call in (store.check, lambda: store.put(png("red")), lambda: store.read("a" * 64), lambda: list(store.all_keys())):
-        with pytest.raises(ImageStoreError, match="image store s3://glyph-kb/images: .* failed") as err:
+        with pytest.raises(ImageStoreError, match=r"image store s3://glyph-kb/images: .* failed") as err:
             call()
         assert "KB_IMAGE_STORE_URL" in err.value.hint
 
@@ -189,6 +189,24 @@ def test_product_on_s3_store(
             assert pngs and all(u.startswith("data:image/png;base64,") for u in pngs)
 
             assert c.get("/readyz").json()["images"] == "ok"
+
+            # the bucket goes down: ask and images fail as 503 without naming the store; search goes on
+            real_cat, other = kb.images.fs.cat_file, hits[1].image_keys[0] if len(hits) > 1 else key
+            kb.images._cache.clear()  # type: ignore[attr-defined]
+
+            def down(*a: Any, **k: Any) -> bytes:
+                raise ConnectionError("bucket unreachable")
+
+            kb.images.fs.cat_file = down  # type: ignore[attr-defined]
+            try:
+                q = {"question": "What is the p99 latency of POST /payments?"}
+                r = c.post("/v1/ask", headers=h("reader_a"), json=q)
+                assert r.status_code == 503 and r.json()["error"]["message"] == "the image store is unavailable"
+                assert "glyph-kb" not in r.text and "127.0.0.1" not in r.text
+                assert c.get(f"/v1/images/{other}", headers=h("reader_a")).status_code == 503
+                assert c.post("/v1/search", headers=h("reader_a"), json={"query": "refunds"}).status_code == 200
+            finally:
+                kb.images.fs.cat_file = real_cat  # type: ignore[attr-defined]
 
             doc = kb.documents()[0]
             only_there = set(doc.image_keys) - {k for d in kb.documents()[1:] for k in d.image_keys}
