@@ -1,0 +1,140 @@
+"""What every command shares: the app, the consoles, common options and the error boundary.
+
+Only typer and the standard library are imported here; rich, settings and the service load on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+from typer.core import TyperArgument, TyperCommand, TyperOption
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kb.settings import Settings
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TYPE_WORDS = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT", "Path": "PATH", "bool": ""}
+
+
+def _value_word(param: TyperOption | TyperArgument) -> str:
+    """The plain placeholder for a value: INTEGER, TEXT, PATH (not typer's `<list[str]>`)."""
+    if param.metavar:
+        return param.metavar
+    if isinstance(param, TyperArgument):
+        return (param.name or "value").upper()
+    label = param.bare_type().removeprefix("list[").removesuffix("]")
+    return _TYPE_WORDS.get(label, label.upper())
+
+
+class PlainCommand(TyperCommand):
+    """Help in the classic form: `Usage: kb ingest [OPTIONS] PATHS...`, `-k, --k INTEGER`."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, TyperArgument):
+                word = _value_word(p) + ("..." if p.nargs != 1 else "")
+                pieces.append(word if p.required else f"[{word}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args: list[tuple[str, str]] = []
+        opts: list[tuple[str, str]] = []
+        for p in self.get_params(ctx):
+            record = p.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(p, TyperArgument):
+                args.append((_value_word(p) + ("..." if p.nargs != 1 else ""), record[1]))
+            elif isinstance(p, TyperOption):
+                names = ", ".join(sorted(p.opts, key=len))
+                if p.secondary_opts:
+                    names += " / " + ", ".join(p.secondary_opts)
+                word = "" if p.is_flag else _value_word(p)
+                opts.append((f"{names} {word}".rstrip(), record[1]))
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class _App(typer.Typer):
+    """Every command gets the plain help form unless it asks for another class."""
+
+    def command(  # type: ignore[override]
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kw: Any
+    ) -> Callable[[F], F]:
+        return super().command(name, cls=cls or PlainCommand, **kw)
+
+
+# Plain click help: "[n]" stays literal (rich markup would eat it), usage lines read `PATHS...`, and
+# --help never imports rich.
+app = _App(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    help="Glyph KB: documents as glyph images, searchable.",
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="kb.toml to read (default: ./kb.toml if present)")
+]
+HostOpt = Annotated[str, typer.Option("--host", help="address to bind (0.0.0.0 exposes it on the network)")]
+
+
+@cache
+def out() -> Console:
+    """The console for results (stdout)."""
+    from rich.console import Console
+
+    return Console()
+
+
+@cache
+def err() -> Console:
+    """The console for progress, notes and errors (stderr)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def fail(message: str, hint: str = "", code: int = 2) -> NoReturn:
+    """Print a user-facing error with the next step, and exit."""
+    from rich.markup import escape
+
+    err().print(f"[bold red]error:[/] {escape(message)}")
+    if hint:
+        err().print(f"[yellow]hint:[/] {escape(hint)}")
+    raise typer.Exit(code)
+
+
+def run(fn: Callable[[], T]) -> T:
+    """Turn user-fixable errors into a clear message and exit code 2; bugs keep their traceback."""
+    from kb.errors import KbError
+
+    try:
+        return fn()
+    except KbError as exc:
+        fail(exc.message, exc.hint)
+
+
+def load_settings(config: Path | None) -> Settings:
+    """The settings for this command (a bad config is a clear error)."""
+    from kb import settings
+
+    return run(lambda: settings.load_settings(config))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,52 @@
+"""`kb eval`: retrieval (and answer) quality on a question set."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kb.cli._common import ConfigOpt, app, err, load_settings, run
+
+
+@app.command("eval")
+def eval_cmd(
+    questions: Annotated[Path, typer.Option("--questions", "-q", help="questions.jsonl")],
+    docs_dir: Annotated[Path, typer.Option("--docs", help="folder of documents to ingest into a scratch store")],
+    k: Annotated[str, typer.Option("--k", help="comma-separated k values")] = "1,3,5,10",
+    signals: Annotated[
+        str, typer.Option("--signals", help="comma-separated: image,text,bm25,fused")
+    ] = "image,text,bm25,fused",
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="add the plain text-RAG reference row")
+    ] = True,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write JSON here (+ .md table and .png plot beside it)")
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="keep the scratch store here; re-runs skip unchanged documents")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Evidence recall@k and MRR per signal and fused, on a question set (ingests into a scratch store)."""
+    from kb.evaluation import eval_json, markdown, plot, run_eval
+
+    ks = sorted({int(x) for x in k.split(",") if x.strip()})
+    sigs = [s.strip() for s in signals.split(",") if s.strip()]
+    settings = load_settings(config)
+    res = run(
+        lambda: run_eval(
+            settings, questions, docs_dir, ks=ks, signals=sigs, baseline=baseline, store=store, log=err().print
+        )
+    )
+    table = markdown(res.reports, ks, res.extra)
+    sys.stdout.write(table + "\n")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(eval_json(res, ks), ensure_ascii=False, indent=1))
+        json_out.with_suffix(".md").write_text(table + "\n")
+        plot(res.reports, ks, json_out.with_suffix(".png"))
+        err().print(f"wrote {json_out}, {json_out.with_suffix('.md')}, {json_out.with_suffix('.png')}")

@@ -1,0 +1,171 @@
+"""`kb search` and `kb ask`: retrieval and answers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from kb.cli._common import ConfigOpt, app, err, load_settings, out, run
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="what to look for")],
+    k: Annotated[int | None, typer.Option("--k", "-k", help="number of hits")] = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="limit to these document ids")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="limit to documents with these tags")] = None,
+    signal: Annotated[
+        list[str] | None, typer.Option("--signal", help="use only these signals: image, text, bm25")
+    ] = None,
+    diverse: Annotated[
+        bool | None, typer.Option("--diverse/--no-diverse", help="per-document quota (default: automatic)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable hits")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Retrieve the best sections across all documents."""
+    from kb.retrieve import SearchOptions
+    from kb.service import KnowledgeBase
+
+    settings = load_settings(config)
+    with KnowledgeBase(settings) as kb:
+        opts = SearchOptions(k=k or settings.top_k, doc_ids=doc, tags=tag, signals=signal, diversify=diverse)
+        hits = run(lambda: kb.search(question, opts))
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=1) + "\n")
+        return
+    if not hits:
+        out().print("No matching sections.")
+    for n, h in enumerate(hits, 1):
+        sig = " ".join(f"{s}={v:.3f}" for s, v in sorted(h.scores.items()))
+        out().print(f"[bold]{h.label(n)}[/]  [dim]score {h.score:.4f}  {sig}[/]")
+        snippet = " ".join(h.text.split())[:300]
+        out().print(f"    {snippet}")
+        for p in h.images:
+            out().print(f"    [dim]{p}[/]")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question")],
+    doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="limit to these document ids")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="limit to documents with these tags")] = None,
+    k: Annotated[int | None, typer.Option("--k", "-k", help="number of sections to retrieve")] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="what the model reads: image, text or image+text (default: setting)")
+    ] = None,
+    cross: Annotated[
+        bool | None,
+        typer.Option("--cross/--no-cross", help="answer document by document, then agreements (default: automatic)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable answer, citations, usage, timings")] = False,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="print the answer only when complete")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Answer a question from the documents with a vision-language model, citing the sources as [n]."""
+    from kb.answer.run import CONFIGURE_HINT, AnswerStream, AskOptions, generate, make_answerer, prepare
+    from kb.errors import VlmError, VlmUnavailableError
+    from kb.service import KnowledgeBase
+
+    if mode not in (None, "image", "text", "image+text"):
+        err().print(f"[bold red]error:[/] unknown --mode {mode!r}; use image, text or image+text")
+        raise typer.Exit(2)
+    settings = load_settings(config)
+    opts = AskOptions(k=k, doc_ids=doc, tags=tag, cross_document=cross, mode=mode)  # type: ignore[arg-type]
+    with KnowledgeBase(settings) as kb:
+        prep = run(lambda: prepare(kb, question, opts))
+    hits = prep.hits
+
+    def fail(message: str, hint: str, partial: bool = False) -> None:
+        if as_json:
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "answer": None,
+                        "error": message,
+                        "hint": hint,
+                        "citations": [{"n": n, **h.to_json()} for n, h in enumerate(hits, 1)],
+                        "notes": prep.prompt.notes,
+                        "timings": prep.timings,
+                    },
+                    ensure_ascii=False,
+                    indent=1,
+                )
+                + "\n"
+            )
+            raise typer.Exit(2)
+        if partial:
+            sys.stdout.write("\n")
+            err().print("[bold red]the answer was cut off[/] — do not rely on the text above.")
+        err().print(f"[bold red]no answer:[/] {message}")
+        if hint:
+            err().print(f"[yellow]hint:[/] {hint}")
+        _print_sources(hits, prep.prompt.notes, cited=set())
+        raise typer.Exit(2)
+
+    try:
+        answerer = make_answerer(settings)
+    except VlmUnavailableError as exc:
+        fail(exc.message, exc.hint or CONFIGURE_HINT)
+        return
+    if answerer is None:
+        fail("no vision-language model is configured (KB_VLM_BACKEND=none), so there is no answer", CONFIGURE_HINT)
+        return
+
+    printed = False
+    try:
+        if as_json or no_stream:
+            answer = generate(prep, answerer, settings)
+            if not as_json:
+                out().print(answer.text, markup=False, highlight=False)
+        else:
+            st = AnswerStream(prep, answerer, settings)
+            for piece in st:
+                printed = True
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+            assert st.answer is not None
+            answer = st.answer
+    except VlmError as exc:
+        fail(exc.message, exc.hint, partial=printed)
+        return
+    finally:
+        close = getattr(answerer, "close", None)
+        if callable(close):
+            close()
+    if as_json:
+        sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False, indent=1) + "\n")
+        return
+    _print_sources(
+        [c.hit for c in answer.citations],
+        answer.notes,
+        cited={c.n for c in answer.citations if c.cited},
+        unsent=prep.prompt.dropped,
+    )
+    u = answer.usage
+    err().print(
+        f"[dim]{answer.backend} · {answer.model} · {u.images_sent} image(s), {u.visual_tokens} visual + "
+        f"{u.text_tokens} text tokens in, {u.completion_tokens} out · {answer.timings.get('total', 0):.1f}s[/]"
+    )
+
+
+def _print_sources(hits: list[Any], notes: list[str], *, cited: set[int], unsent: list[Any] | None = None) -> None:
+    from rich.markup import escape
+
+    if not hits:
+        out().print("No matching sections in the knowledge base.")
+    else:
+        out().print("\n[bold]Sources[/]")
+    for n, h in enumerate(hits, 1):
+        mark = "" if not cited or n in cited else "[dim](not cited)[/] "
+        out().print(f"{mark}[bold]{escape(h.label(n))}[/]", highlight=False)
+        for p in h.images:
+            out().print(f"    [dim]{p}[/]", highlight=False)
+    for n, h in enumerate(unsent or [], len(hits) + 1):
+        out().print(f"[dim](not sent to the model) {escape(h.label(n))}[/]", highlight=False)
+    for note in notes:
+        err().print(f"[yellow]note:[/] {escape(note)}")
