@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 import subprocess
 import tempfile
@@ -81,3 +82,129 @@ def char_similarity(source: str, ocr: str) -> float:
     if not a and not b:
         return 1.0
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+# -- legibility by token class ------------------------------------------------------------------
+# Identifiers are what questions and cross-checks hinge on, so they are scored on their own, with
+# their inner punctuation kept ("/usr/share/man" must not pass as "usr share man").
+
+CLASSES = ("path", "option", "number", "code", "cjk")
+_OPEN = "([{\"'«“‘<"
+_CLOSE = ")]}\"'»”’>.,;:!?"
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_DRIVE = re.compile(r"^[a-z]:\\")
+_OPTION = re.compile(r"^--?[A-Za-z][\w.-]*(?:=\S*)?$")
+_NUMBER = re.compile(r"^[-+±~≈<>≤≥]?(?:\d[\d,._]*|0x[0-9a-f]+)(?:[a-zµ°%/²³]+[\w/%]*)?$", re.IGNORECASE)
+_UNITS = frozenset(
+    ["b", "kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "bit", "bits", "byte", "bytes", "ms", "s", "sec", "secs", "µs", "us", "ns", "min", "mins", "h", "hr", "hrs", "d", "hz", "khz", "mhz", "ghz", "px", "pt", "em", "%", "°c", "°f", "v", "mv", "a", "ma", "w", "kw", "mm", "cm", "m", "km", "rpm", "rps", "qps", "ops", "iops", "req/s", "mb/s", "gb/s"]
+)
+_CODEISH = re.compile(r"[_$@#]|\(\)|::|->|=>|[a-z][A-Z]|^\w+\.\w+\(|[=<>]=|\w\.\w+\.\w|^\w+\[")
+
+
+def _id_norm(raw: str) -> str:
+    """An identifier as compared: NFKC, casefolded, sentence punctuation off its edges only."""
+    w = normalise(raw)
+    while w and w[0] in _OPEN:
+        w = w[1:]
+    while w and w[-1] in _CLOSE:
+        w = w[:-1]
+    return w
+
+
+def token_class(raw: str, in_code: bool) -> str | None:
+    """The identifier class of one whitespace-separated source token, or None for ordinary words."""
+    w = _id_norm(raw)
+    if len(w) < 2 and not w.isdigit():
+        return None
+    pathish = _URL.match(w) or w.startswith(("/", "~/", "./", "../")) or w.count("/") >= 2 or _DRIVE.match(w)
+    if pathish and sum(c.isalnum() for c in w) >= 2:
+        return "path"
+    if _OPTION.match(w):
+        return "option"
+    if _NUMBER.match(w):
+        return "number"
+    if (in_code or _CODEISH.search(_strip_edges_keep_case(raw))) and any(c.isalnum() for c in w):
+        return "code"
+    return None
+
+
+def _strip_edges_keep_case(raw: str) -> str:
+    w = unicodedata.normalize("NFKC", raw)
+    return w.strip(_OPEN + _CLOSE)
+
+
+def class_items(blocks: list[tuple[str, bool]]) -> dict[str, list[tuple[str, ...]]]:
+    """Identifier items per class from (text, is_code) pieces. A number followed by a unit word is one
+    item ("300", "ms"): both must come back, in that order. CJK characters are items one by one."""
+    out: dict[str, list[tuple[str, ...]]] = {c: [] for c in CLASSES}
+    for text, in_code in blocks:
+        toks = text.split()
+        for i, raw in enumerate(toks):
+            if any(is_cjk(c) for c in raw):
+                out["cjk"].extend((c,) for c in normalise(raw) if is_cjk(c) and c.isalnum())
+                continue
+            cls = token_class(raw, in_code)
+            if cls is None:
+                continue
+            item: tuple[str, ...] = (_id_norm(raw),)
+            if cls == "number" and i + 1 < len(toks) and _id_norm(toks[i + 1]) in _UNITS and item[0].replace(
+                ",", ""
+            ).replace(".", "").isdigit():
+                item = (item[0], _id_norm(toks[i + 1]))
+            out[cls].append(item)
+    return out
+
+
+def ocr_items(ocr: str) -> Counter[tuple[str, ...]]:
+    """Every OCR token (identifier-normalised) and adjacent pair, for matching class items; CJK per character."""
+    toks: list[str] = []
+    for raw in ocr.split():
+        if any(is_cjk(c) for c in raw):
+            toks.extend(c for c in normalise(raw) if c.isalnum())
+        else:
+            w = _id_norm(raw)
+            if w:
+                toks.append(w)
+    got: Counter[tuple[str, ...]] = Counter((t,) for t in toks)
+    got.update(itertools.pairwise(toks))
+    return got
+
+
+def class_recall(items: dict[str, list[tuple[str, ...]]], ocr: str) -> dict[str, tuple[int, int]]:
+    """(recovered, total) per class: multiset match of the source items against the OCR's."""
+    got = ocr_items(ocr)
+    out: dict[str, tuple[int, int]] = {}
+    for cls, its in items.items():
+        want = Counter(its)
+        out[cls] = (sum(min(n, got[k]) for k, n in want.items()), sum(want.values()))
+    return out
+
+
+# -- reading order --------------------------------------------------------------------------------
+
+
+def lcs_length(a: list[str], b: list[str]) -> int:
+    """Longest common subsequence of two word sequences (Hyyrö's bit-parallel algorithm: O(len(b)) big-int
+    operations, so a 2,000-word page costs milliseconds)."""
+    if not a or not b:
+        return 0
+    masks: dict[str, int] = {}
+    for i, x in enumerate(a):
+        masks[x] = masks.get(x, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for y in b:
+        m = masks.get(y)
+        if m:
+            u = v & m
+            v = ((v + u) | (v - u)) & full
+    return len(a) - bin(v).count("1")
+
+
+def reading_order(source: str, ocr: str) -> tuple[int, int]:
+    """(LCS of the source and OCR word sequences, source words the OCR recovered at all). Their ratio is the
+    reading-order score: 1.0 when every recovered word comes back in source order, whatever the recall."""
+    a, b = words(source), words(ocr)
+    want, got = Counter(a), Counter(b)
+    matched = sum(min(n, got[w]) for w, n in want.items())
+    return lcs_length(a, b), matched

@@ -19,6 +19,7 @@ from typing import Literal
 
 from PIL import Image
 
+from ingest.accounting import ContentText
 from ingest.parse import SUPPORTED_EXTENSIONS, parse_file
 from ingest.render import GlyphRenderer, png_bytes
 from ingest.sections import build_sections
@@ -35,7 +36,7 @@ from kb.types import Section
 log = logging.getLogger(__name__)
 
 # Bump when parsing/sectioning/rendering changes output, so unchanged files are re-rendered once.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: honest text-token counts (ingest/accounting.py)
 
 Stage = Literal["parse", "section", "render", "store", "index", "done"]
 StageCallback = Callable[[Path, Stage], None]
@@ -52,6 +53,7 @@ class IngestResult:
     pages: int | None = None
     text_tokens: int = 0
     visual_tokens: int = 0
+    tokenizer: str = ""
     error: str | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -62,6 +64,7 @@ class RenderedPart:
     section: Section
     image: Image.Image
     png: bytes
+    content: str = ""  # the part's content text, counted for compression (ingest/accounting.py)
 
 
 def render_fingerprint(config: RenderConfig, token_counter: str) -> str:
@@ -96,10 +99,11 @@ def render_document(
     if on_stage:
         on_stage(path, "render")
     parts: list[RenderedPart] = []
+    content = ContentText(parsed.blocks)
     for sec in sections:
         for part in renderer.paginate(sec, parsed.title):
             img = renderer.render(part, parsed.title)
-            parts.append(RenderedPart(part, img, png_bytes(img)))
+            parts.append(RenderedPart(part, img, png_bytes(img), content.of(part)))
     return doc_id, parsed.title, parsed.pages, parsed.ocr_used, list(parsed.warnings), parts
 
 
@@ -228,7 +232,7 @@ class Ingestor:
         )
         if on_stage:
             on_stage(path, "store")
-        texts = [p.section.text for p in parts]
+        texts = [p.content for p in parts]
         tokens = self.counter.count_many(texts) if texts else []
         sections: list[SectionRecord] = []
         for part, n_tok in zip(parts, tokens, strict=True):
@@ -266,6 +270,7 @@ class Ingestor:
             pages=pages,
             ocr_used=ocr_used,
             render_fingerprint=self.fingerprint,
+            tokenizer=self.counter.name,
             ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
             tags=sorted(set(tags) | set(old.tags if old else [])),
             warnings=warnings,
@@ -329,5 +334,6 @@ def _result(path: Path, status: Literal["ingested", "unchanged"], rec: DocumentR
         pages=rec.pages,
         text_tokens=rec.text_tokens,
         visual_tokens=rec.visual_tokens,
+        tokenizer=rec.tokenizer,
         warnings=list(rec.warnings),
     )

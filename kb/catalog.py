@@ -43,7 +43,7 @@ class SectionRecord(BaseModel):
     kinds: list[str]
     text: str
     content_hash: str
-    text_tokens: int
+    text_tokens: int  # content tokens of this part, counted once (ingest/accounting.py)
     images: list[ImageRecord]
     point_id: str | None = None  # the Qdrant point, once indexed
 
@@ -64,6 +64,7 @@ class DocumentRecord(BaseModel):
     pages: int | None = None
     ocr_used: bool = False
     render_fingerprint: str
+    tokenizer: str = ""  # what counted text_tokens (e.g. "all-MiniLM-L6-v2 WordPiece"); "" in old manifests
     ingested_at: str
     tags: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

@@ -37,6 +37,7 @@ class CorpusStats:
     text_tokens: int
     visual_tokens: int
     image_bytes: int
+    tokenizers: tuple[str, ...] = ()  # what counted the text tokens (one, unless manifests predate a change)
 
     @property
     def compression(self) -> float:
@@ -269,4 +270,5 @@ class KnowledgeBase:
             text_tokens=sum(d.text_tokens for d in docs),
             visual_tokens=sum(d.visual_tokens for d in docs),
             image_bytes=self.images.size_bytes(),
+            tokenizers=tuple(sorted({d.tokenizer for d in docs if d.tokenizer})),
         )

@@ -10,6 +10,8 @@ from tokenizers import Tokenizer
 
 from kb.errors import ModelLoadError
 
+BUNDLED_NAME = "all-MiniLM-L6-v2 WordPiece"
+
 
 def visual_tokens(width: int, height: int, patch: int = 28) -> int:
     """Qwen2-VL-style count: the image is covered by ceil(w/p)×ceil(h/p) patches."""
@@ -30,10 +32,11 @@ def _bundled_tokenizer() -> Path:
 class TokenCounter:
     """Counts text tokens with a `tokenizers` tokenizer (default: MiniLM's WordPiece)."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: Tokenizer, name: str = "custom") -> None:
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self._tok = tokenizer
+        self.name = name  # which tokenizer counted (reports say so next to every compression figure)
 
     @classmethod
     def load(cls, spec: str = "auto") -> TokenCounter:
@@ -55,6 +58,7 @@ def _load_cached(spec: str) -> TokenCounter:
     if path.is_dir():
         path = path / "tokenizer.json"
     try:
-        return TokenCounter(Tokenizer.from_file(str(path)))
+        name = BUNDLED_NAME if spec == "auto" else path.parent.name or path.name
+        return TokenCounter(Tokenizer.from_file(str(path)), name)
     except Exception as exc:
         raise ModelLoadError(f"cannot load tokenizer from {path}: {exc}", "check KB_TOKEN_COUNTER") from exc
