@@ -309,7 +309,8 @@ def answer_metrics(
 ) -> dict[str, Any]:
     """Always: the evidence-in-context rate (evidence that reaches the VLM after the token budget).
     With a VLM configured: must_include accuracy, unanswerable handled, false refusals, cited evidence."""
-    from kb.answer.run import generate, make_answerer, prepare
+    from kb.answer.prepare import prepare_answer
+    from kb.answer.run import generate, make_answerer
 
     answerer = make_answerer(settings)
     answerable = [q for q in questions if q.evidence]
@@ -317,7 +318,7 @@ def answer_metrics(
     unans_ok = 0
     unanswerable = [q for q in questions if not q.evidence]
     for q in questions:
-        prep = prepare(kb, q.question)
+        prep = prepare_answer(kb, q.question)
         sent = [s.hit for s in prep.prompt.sources]
         row = per_q.setdefault(q.id, {"id": q.id, "type": q.type, "question": q.question, "signals": {}})
         if q.evidence:

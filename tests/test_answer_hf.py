@@ -228,8 +228,9 @@ def test_missing_chat_template_is_a_clear_error(tiny_vlm_dir: Path, tmp_path: Pa
 
 def test_ask_flow_with_the_transformers_backend(tiny_vlm_dir: Path, tmp_path: Path) -> None:
     """Settings → make_answerer → build_prompt (budget, labels) → this backend → Answer, streamed and not."""
+    from kb.answer.prepare import PreparedAnswer
     from kb.answer.prompt import build_prompt
-    from kb.answer.run import AnswerStream, Prepared, generate, make_answerer
+    from kb.answer.run import AnswerStream, generate, make_answerer
     from kb.settings import Settings
 
     hits = []
@@ -250,7 +251,7 @@ def test_ask_flow_with_the_transformers_backend(tiny_vlm_dir: Path, tmp_path: Pa
     assert isinstance(answerer, TransformersAnswerer) and answerer.max_new_tokens == 4
     prompt = build_prompt("What is in section 2?", hits, settings)
     assert len(prompt.sources) == 4
-    prep = Prepared("What is in section 2?", hits, prompt)
+    prep = PreparedAnswer("What is in section 2?", hits, prompt)
 
     answer = generate(prep, answerer, settings)
     assert answer.backend == "transformers" and answer.model == str(tiny_vlm_dir)

@@ -1,21 +1,21 @@
 """The chat page: questions answered by the VLM from glyph images, with the numbered sources under each answer.
 
-Follow-ups: when a question looks like it refers back ("it", "that document", "they", ... or is only a few
-words), the previous user questions (up to two) are prepended to the *retrieval* query, so the search finds
-what "it" refers to; the model itself still sees only the new question with the retrieved sources.
+Follow-ups: the chat so far goes with each question to kb.answer.prepare_answer, which folds earlier
+questions into the retrieval query of a follow-up ("it", "that document", ...) so the search finds what
+"it" refers to.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
 
+from kb.answer.conversation import Turn
+from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
 from kb.errors import KbError
 from kb.images import ImageStore
 from kb.service import KnowledgeBase
@@ -25,42 +25,14 @@ EMPTY = (
     "The knowledge base is empty, so there is nothing to answer from. Next step: upload documents on the "
     "Admin page, or stop the UI and run `kb ingest PATH`."
 )
-FOLLOW_UP_TURNS = 2
-_REFERS_BACK = re.compile(
-    r"\b(it|its|it's|this|that|these|those|they|them|their|theirs|he|she|his|her|the same|above|previous|"
-    r"earlier|former|latter|the (?:document|doc|file|spec|section|one|other))\b",
-    re.IGNORECASE,
-)
 
 
-# -- follow-ups ------------------------------------------------------------------------------------
-def is_follow_up(question: str) -> bool:
-    return len(question.split()) <= 4 or bool(_REFERS_BACK.search(question))
-
-
-def retrieval_query(question: str, history: list[dict[str, Any]]) -> str:
-    """The text to search with: the question, plus the last user turns when it refers back to them."""
-    prior = [m["content"] for m in history if m["role"] == "user"][-FOLLOW_UP_TURNS:]
-    if not prior or not is_follow_up(question):
-        return question
-    return "\n".join([*prior, question])
+def turns(history: list[dict[str, Any]]) -> list[Turn]:
+    """The chat so far as the answering code reads it (alerts, sources and notes are display only)."""
+    return [Turn("user" if m["role"] == "user" else "assistant", str(m.get("content") or "")) for m in history]
 
 
 # -- one turn ----------------------------------------------------------------------------------------
-def _prepare(kb: KnowledgeBase, question: str, query: str, doc_ids: list[str], k: int, compare: bool) -> Any:
-    """Retrieve with `query`, build the prompt for `question` (kb.answer.run.prepare, with the two apart)."""
-    from kb.answer.prompt import build_prompt
-    from kb.answer.run import Prepared
-    from kb.retrieve import SearchOptions, is_cross_document
-
-    t0 = time.perf_counter()
-    hits = kb.search(query, SearchOptions(k=k, doc_ids=doc_ids or None))
-    t1 = time.perf_counter()
-    cross = (compare or is_cross_document(question, doc_ids)) and len({h.doc for h in hits}) > 1
-    prompt = build_prompt(question, hits, kb.settings, kb.images, cross_document=cross)
-    return Prepared(question, hits, prompt, {"retrieve": t1 - t0, "prompt": time.perf_counter() - t1})
-
-
 def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
     pages = hit.pages
     where = "" if not pages else f"p. {pages[0]}" + (f"–{pages[1]}" if pages[1] != pages[0] else "")
@@ -80,7 +52,7 @@ def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
     }
 
 
-def _sources(prep: Any, cited: set[int]) -> list[dict[str, Any]]:
+def _sources(prep: PreparedAnswer, cited: set[int]) -> list[dict[str, Any]]:
     srcs = [_source(s.n, s.hit, sent=True, cited=s.n in cited) for s in prep.prompt.sources]
     start = len(srcs) + 1
     srcs += [_source(n, h, sent=False, cited=False) for n, h in enumerate(prep.prompt.dropped, start)]
@@ -96,21 +68,21 @@ def answer_turn(
     from ui.state import get_answerer
 
     msg: dict[str, Any] = {"role": "assistant", "content": "", "sources": [], "notes": [], "alerts": []}
-    query = retrieval_query(question, history)
     if not kb.documents():
         msg["alerts"].append(("warning", EMPTY))
         _show_message(msg, kb.images)
         return msg
     try:
         with st.spinner("Searching the documents…"):
-            prep = _prepare(kb, question, query, opts["doc_ids"], opts["k"], opts["compare"])
+            scope = Scope(
+                k=opts["k"], doc_ids=opts["doc_ids"] or None, cross_document=True if opts["compare"] else None
+            )
+            prep = prepare_answer(kb, question, scope, turns(history))
     except KbError as exc:
         msg["alerts"].append(("error", _with_hint(exc.message, exc.hint)))
         _show_message(msg, kb.images)
         return msg
-    msg["notes"] = list(prep.prompt.notes)
-    if query != question:
-        msg["notes"].append("searched together with the previous question(s), to resolve the follow-up")
+    msg["notes"] = list(prep.notes)
 
     try:
         answerer = get_answerer(kb.settings)

@@ -6,13 +6,13 @@ import importlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kb.answer.prompt import NOT_FOUND, build_prompt, cited_numbers, is_refusal, prompt_text_tokens
-from kb.answer.types import Answer, Answerer, Citation, ContextMode, Prompt, Usage
+from kb.answer.conversation import Turn
+from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
+from kb.answer.prompt import NOT_FOUND, cited_numbers, is_refusal, prompt_text_tokens
+from kb.answer.types import Answer, Answerer, Citation, Usage
 from kb.errors import VlmUnavailableError
-from kb.hits import Hit
 from kb.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,46 +52,10 @@ def make_answerer(settings: Settings) -> Answerer | None:
     return answerer
 
 
-@dataclass
-class AskOptions:
-    k: int | None = None
-    doc_ids: Sequence[str] | None = None
-    tags: Sequence[str] | None = None
-    cross_document: bool | None = None  # None = automatic (comparison wording or several --doc)
-    mode: ContextMode | None = None  # None = settings.context_mode
-
-
-@dataclass
-class Prepared:
-    """Retrieval and prompt building done; ready to generate (or to show the sources without a VLM)."""
-
-    question: str
-    hits: list[Hit]
-    prompt: Prompt
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-def prepare(kb: KnowledgeBase, question: str, opts: AskOptions | None = None) -> Prepared:
-    from kb.retrieve import SearchOptions, is_cross_document
-
-    opts = opts or AskOptions()
-    t0 = time.perf_counter()
-    hits = kb.search(
-        question,
-        SearchOptions(k=opts.k or kb.settings.top_k, doc_ids=opts.doc_ids, tags=opts.tags),
-    )
-    t1 = time.perf_counter()
-    cross = is_cross_document(question, opts.doc_ids) if opts.cross_document is None else opts.cross_document
-    cross = cross and len({h.doc for h in hits}) > 1
-    prompt = build_prompt(question, hits, kb.settings, kb.images, cross_document=cross, mode=opts.mode)
-    t2 = time.perf_counter()
-    return Prepared(question, hits, prompt, {"retrieve": t1 - t0, "prompt": t2 - t1})
-
-
 class AnswerStream:
     """Iterate for the answer text as it arrives; `answer` holds the full Answer once iteration ends."""
 
-    def __init__(self, prep: Prepared, answerer: Answerer, settings: Settings) -> None:
+    def __init__(self, prep: PreparedAnswer, answerer: Answerer, settings: Settings) -> None:
         self.prep = prep
         self.answerer = answerer
         self.settings = settings
@@ -116,23 +80,29 @@ class AnswerStream:
 
 
 def ask(
-    kb: KnowledgeBase, question: str, answerer: Answerer, opts: AskOptions | None = None, *, stream: bool = False
+    kb: KnowledgeBase,
+    question: str,
+    answerer: Answerer,
+    scope: Scope | None = None,
+    history: Sequence[Turn] = (),
+    *,
+    stream: bool = False,
 ) -> Answer | AnswerStream:
     """Answer a question from the knowledge base: an Answer, or an AnswerStream to iterate."""
-    prep = prepare(kb, question, opts)
+    prep = prepare_answer(kb, question, scope, history)
     if stream:
         return AnswerStream(prep, answerer, kb.settings)
     return generate(prep, answerer, kb.settings)
 
 
-def generate(prep: Prepared, answerer: Answerer, settings: Settings) -> Answer:
+def generate(prep: PreparedAnswer, answerer: Answerer, settings: Settings) -> Answer:
     t0 = time.perf_counter()
     # nothing retrieved or nothing fits: never ask the model to answer without sources
     text = answerer.generate(prep.prompt) if prep.prompt.sources else NOT_FOUND
     return finish(prep, answerer, settings, text, {"generate": time.perf_counter() - t0})
 
 
-def finish(prep: Prepared, answerer: Answerer, settings: Settings, text: str, timings: dict[str, float]) -> Answer:
+def finish(prep: PreparedAnswer, answerer: Answerer, settings: Settings, text: str, timings: dict[str, float]) -> Answer:
     p = prep.prompt
     by_n = {s.n: s for s in p.sources}
     cited = [n for n in cited_numbers(text) if n in by_n]

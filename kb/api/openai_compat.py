@@ -1,7 +1,7 @@
 """`GET /v1/models` and `POST /v1/chat/completions`: the knowledge base as an OpenAI-compatible model.
 
-Retrieval runs on the last user message; earlier user turns are added to the retrieval query and
-shown to the VLM as context. The reply cites sources as [n] in the text, lists them at its end,
+The last user message is the question; the messages before it are the conversation
+(kb.answer.conversation decides what retrieval and the model make of them). The reply cites sources as [n] in the text, lists them at its end,
 and returns them structured in the extra `citations` field (on the last chunk when streaming)."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from kb.answer.run import AnswerStream, AskOptions, generate
+from kb.answer.conversation import Turn
+from kb.answer.run import AnswerStream, generate
 from kb.answer.types import Answer
 from kb.api.auth import Reader
 from kb.api.routes import answer_json, state
@@ -24,7 +25,6 @@ from kb.errors import VlmError, VlmUnavailableError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 MODEL_ID = "glyph-kb"
-CONTEXT_TURNS = 3
 
 
 class ChatMessage(BaseModel):
@@ -47,18 +47,17 @@ def _text(m: ChatMessage) -> str:
     return " ".join(str(p.get("text", "")) for p in m.content or [] if p.get("type") == "text")
 
 
-def conversation(messages: list[ChatMessage]) -> tuple[str, str]:
-    """(question for the VLM, retrieval query) from the chat: the last user turn, plus earlier user turns."""
-    users = [t for t in (_text(m).strip() for m in messages if m.role == "user") if t]
-    if not users:
+def conversation(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
+    """(the question, the conversation before it) from the chat: the last user turn is the question."""
+    turns = [
+        Turn("user" if m.role == "user" else "assistant", t)
+        for m in messages
+        if m.role in ("user", "assistant") and (t := _text(m).strip())
+    ]
+    last = max((i for i, t in enumerate(turns) if t.role == "user"), default=None)
+    if last is None:
         raise HTTPException(422, "no user message with text")
-    last, earlier = users[-1], users[:-1][-CONTEXT_TURNS:]
-    if not earlier:
-        return last, last
-    context = "\n".join(f"- {t}" for t in earlier)
-    return f"Earlier in this conversation the user asked:\n{context}\nNow the user asks: {last}", " ".join(
-        [*earlier[-1:], last]
-    )
+    return turns[last].text, turns[:last]
 
 
 def sources_block(a: Answer) -> str:
@@ -91,8 +90,8 @@ class _Chunker:
 @router.post("/chat/completions")
 def chat_completions(request: Request, principal: Reader, body: ChatIn) -> Any:
     st = state(request)
-    question, query = conversation(body.messages)
-    prep = st.prepare(principal.tenant, question, AskOptions(), retrieval_query=query)
+    question, history = conversation(body.messages)
+    prep = st.prepare(principal.tenant, question, history=history)
     answerer = st.answerer()
     if answerer is None:
         raise VlmUnavailableError("no vision-language model is configured, so there is no answer", "use /v1/search")

@@ -13,7 +13,8 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from kb.answer.run import AnswerStream, AskOptions, generate
+from kb.answer.prepare import Scope
+from kb.answer.run import AnswerStream, generate
 from kb.answer.types import Answer
 from kb.api import tenancy, uploads
 from kb.api.auth import Admin, Reader
@@ -172,8 +173,8 @@ def ask(request: Request, principal: Reader, body: AskIn) -> Any:
     """An answer with citations; with `stream: true`, SSE: `delta` events, then one `answer` event
     (or an `error` event)."""
     st = state(request)
-    opts = AskOptions(k=body.k, doc_ids=body.doc_ids, tags=body.tags, cross_document=body.cross, mode=body.mode)
-    prep = st.prepare(principal.tenant, body.question, opts)
+    scope = Scope(k=body.k, doc_ids=body.doc_ids, tags=body.tags, cross_document=body.cross, mode=body.mode)
+    prep = st.prepare(principal.tenant, body.question, scope)
     answerer = st.answerer()
     if answerer is None:
         raise VlmUnavailableError("no vision-language model is configured, so there is no answer", "use /v1/search")

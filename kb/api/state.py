@@ -6,14 +6,15 @@ import copy
 import logging
 import shutil
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ingest.workers import PreparePool
-from kb.answer.prompt import build_prompt
-from kb.answer.run import AskOptions, Prepared, make_answerer
+from kb.answer.conversation import Turn
+from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
+from kb.answer.run import make_answerer
 from kb.answer.types import Answerer
 from kb.api import tenancy
 from kb.api.jobs import Job, JobRunner
@@ -103,18 +104,13 @@ class ApiState:
         allowed = set(scope)
         return [h for h in hits if h.doc in allowed]  # belt and braces: the filter ran in the store too
 
-    def prepare(self, tenant: str, question: str, opts: AskOptions, retrieval_query: str | None = None) -> Prepared:
-        """Like kb.answer.run.prepare, scoped to the tenant; retrieval may run on another text than the
-        question the VLM sees (chat: the recent user turns)."""
-        query = retrieval_query or question
-        doc_ids = list(opts.doc_ids) if opts.doc_ids else None
-        cross = is_cross_document(query, doc_ids) if opts.cross_document is None else opts.cross_document
-        t0 = time.perf_counter()
-        hits = self.search(tenant, query, k=opts.k, doc_ids=doc_ids, tags=list(opts.tags or []) or None, diverse=cross)
-        t1 = time.perf_counter()
-        cross = cross and len({h.doc for h in hits}) > 1
-        prompt = build_prompt(question, hits, self.kb.settings, self.kb.images, cross_document=cross, mode=opts.mode)
-        return Prepared(question, hits, prompt, {"retrieve": t1 - t0, "prompt": time.perf_counter() - t1})
+    def prepare(
+        self, tenant: str, question: str, scope: Scope | None = None, history: Sequence[Turn] = ()
+    ) -> PreparedAnswer:
+        """`prepare_answer` within the tenant's documents (the chosen ones must be the tenant's)."""
+        scope = scope or Scope()
+        chosen = list(scope.doc_ids) if scope.doc_ids else None
+        return prepare_answer(self.kb, question, replace(scope, within=self._scope(tenant, chosen)), history)
 
     # -- ingest ------------------------------------------------------------------------------------
     def submit_upload(self, tenant: str, staged: list[Path], tags: list[str], batch: Path) -> Job:

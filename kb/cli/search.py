@@ -66,7 +66,8 @@ def ask(
     config: ConfigOpt = None,
 ) -> None:
     """Answer a question from the documents with a vision-language model, citing the sources as [n]."""
-    from kb.answer.run import CONFIGURE_HINT, AnswerStream, AskOptions, generate, make_answerer, prepare
+    from kb.answer.prepare import Scope, prepare_answer
+    from kb.answer.run import CONFIGURE_HINT, AnswerStream, generate, make_answerer
     from kb.errors import VlmError, VlmUnavailableError
     from kb.service import KnowledgeBase
 
@@ -74,9 +75,9 @@ def ask(
         err().print(f"[bold red]error:[/] unknown --mode {mode!r}; use image, text or image+text")
         raise typer.Exit(2)
     settings = load_settings(config)
-    opts = AskOptions(k=k, doc_ids=doc, tags=tag, cross_document=cross, mode=mode)  # type: ignore[arg-type]
+    scope = Scope(k=k, doc_ids=doc, tags=tag, cross_document=cross, mode=mode)  # type: ignore[arg-type]
     with KnowledgeBase(settings) as kb:
-        prep = run(lambda: prepare(kb, question, opts))
+        prep = run(lambda: prepare_answer(kb, question, scope))
     hits = prep.hits
 
     def fail(message: str, hint: str, partial: bool = False) -> None:
