@@ -583,6 +583,58 @@ def _ocr_languages(settings: Settings) -> list[str]:
 
 
 def _parse_pdf(path: Path, settings: Settings) -> ParsedDocument:
+    """Text PDFs take the fast pdfium path; scanned pages (all, or some in a mixed file) go to OCR."""
+    from ingest.pdf_fast import ocr_pages, read_fast
+
+    fast = read_fast(path)  # a password, a damaged file or no pages: a clear CorruptDocumentError
+    if len(fast.scanned) == fast.pages or not fast.blocks:
+        return _parse_pdf_unstructured(path, settings)
+    blocks = list(fast.blocks)
+    warnings = list(fast.warnings)
+    ocr_used = False
+    if fast.scanned:
+        missing = ocr_tools_missing()
+        listed = ", ".join(map(str, fast.scanned))
+        if settings.ocr == "never" or missing:
+            why = "OCR is off" if settings.ocr == "never" else "OCR tools missing: " + ", ".join(missing)
+            warnings.append(f"pages without a text layer (not OCRed, {why}): {listed}")
+        else:
+            extra = ocr_pages(path, fast.scanned, lambda sub: _ocr_blocks(sub, settings))
+            blocks = _insert_pages(blocks, extra)
+            ocr_used = bool(extra)
+            warnings.append(f"pages OCRed (no text layer): {listed}")
+    title = _document_title([fast.title], blocks, path)
+    return ParsedDocument(
+        title=title, format="pdf", blocks=tuple(blocks), pages=fast.pages, ocr_used=ocr_used, warnings=tuple(warnings)
+    )
+
+
+def _ocr_blocks(path: Path, settings: Settings) -> list[Block]:
+    """OCR a (sub-)PDF with unstructured; its "titles" stay paragraphs so the outline's tree stands."""
+    from unstructured.partition.pdf import partition_pdf
+
+    elements = _partition(
+        partition_pdf, path, filename=str(path), strategy="ocr_only", languages=_ocr_languages(settings)
+    )
+    drafts = [d for d in (_draft_from_element(e) for e in elements) if d is not None and d.text]
+    return [replace(d, kind="paragraph").block() if d.kind == "heading" else d.block() for d in drafts]
+
+
+def _insert_pages(blocks: list[Block], extra: dict[int, list[Block]]) -> list[Block]:
+    """Put OCRed pages' blocks where their pages sit in the reading order."""
+    out: list[Block] = []
+    pending = sorted(extra)
+    for b in blocks:
+        while pending and b.page is not None and pending[0] < b.page:
+            out.extend(extra[pending.pop(0)])
+        out.append(b)
+    for n in pending:
+        out.extend(extra[n])
+    return out
+
+
+def _parse_pdf_unstructured(path: Path, settings: Settings) -> ParsedDocument:
+    """A PDF without a usable text layer: unstructured's partitioner, OCR when allowed."""
     from unstructured.partition.pdf import partition_pdf
 
     info = inspect_pdf(path)

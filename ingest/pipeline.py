@@ -246,6 +246,7 @@ class Ingestor:
                     part=sec.part,
                     parts=sec.parts,
                     heading_path=list(sec.heading_path),
+                    headings=list(sec.headings),
                     page_start=sec.page_start,
                     page_end=sec.page_end,
                     kinds=list(sec.kinds),

@@ -40,19 +40,27 @@ class _Group:
     path: tuple[str, ...]
     blocks: list[Block] = field(default_factory=list)
     members: list[tuple[str, ...]] = field(default_factory=list)  # original paths merged in
+    chars: int = -1
 
     def __post_init__(self) -> None:
         if not self.members:
             self.members = [self.path]
+        if self.chars < 0:
+            self.chars = sum(len(b.plain_text()) for b in self.blocks if b.kind != "heading")
 
     @property
     def content_chars(self) -> int:
         """Characters of text besides headings."""
-        return sum(len(b.plain_text()) for b in self.blocks if b.kind != "heading")
+        return self.chars
 
     @property
     def chapter(self) -> str:
         return self.path[0] if self.path else ""
+
+    @property
+    def headings(self) -> tuple[str, ...]:
+        """Every heading that starts a part of this group, in order (admonitions are not structure)."""
+        return tuple(b.text for b in self.blocks if b.kind == "heading" and not is_admonition(b.text))
 
 
 def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
@@ -60,20 +68,6 @@ def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
     return a[:n]
-
-
-def _merged_path(first: tuple[str, ...], second: tuple[str, ...], *, tail: bool) -> tuple[str, ...]:
-    """Heading path of two merged neighbours.
-
-    - a tiny tail joins the section before it, which keeps its path;
-    - a parent's tiny intro joins its first child: the child's path (it already names the parent);
-    - otherwise the common prefix (or, across chapters, the bigger side's path).
-    """
-    if tail:
-        return first
-    if len(second) > len(first) and second[: len(first)] == first:
-        return second
-    return _common_prefix(first, second) or second
 
 
 def _split(parsed: ParsedDocument) -> list[_Group]:
@@ -92,55 +86,47 @@ def _split(parsed: ParsedDocument) -> list[_Group]:
             current = _Group((parsed.title,) if parsed.title else (), [])
             groups.append(current)
         current.blocks.append(b)
+    for g in groups:
+        g.chars = sum(len(b.plain_text()) for b in g.blocks if b.kind != "heading")
     return [g for g in groups if g.blocks]
 
 
 def _merge_partner(groups: list[_Group], i: int) -> int | None:
-    """Index of the neighbour tiny section `i` should merge into, or None to leave it."""
+    """Index of the neighbour tiny section `i` should merge into, or None to leave it.
+
+    Never across a top-level chapter: a citation must not name one chapter for text of another."""
     g = groups[i]
     nxt = groups[i + 1] if i + 1 < len(groups) else None
     prv = groups[i - 1] if i > 0 else None
     # a parent heading with only an intro goes with its first child
     if nxt is not None and len(nxt.path) > len(g.path) and nxt.path[: len(g.path)] == g.path:
         return i + 1
-    if prv is not None and prv.chapter == g.chapter:
-        return i - 1
-    if nxt is not None and nxt.chapter == g.chapter:
-        return i + 1
-    # across chapters only when there is nothing but a heading
-    if g.content_chars == 0:
-        if nxt is not None:
-            return i + 1
-        if prv is not None:
-            return i - 1
-    return None
+    candidates = [j for j, o in ((i - 1, prv), (i + 1, nxt)) if o is not None and o.chapter == g.chapter]
+    if not candidates:
+        return None
+    # the smaller neighbour: keeps images evenly full instead of growing one big section
+    return min(candidates, key=lambda j: (groups[j].content_chars, j != i - 1))
 
 
 def _merge_tiny(groups: list[_Group], min_chars: int) -> list[_Group]:
-    changed = True
-    while changed and len(groups) > 1:
-        changed = False
-        for i, g in enumerate(groups):
-            if g.content_chars >= min_chars:
-                continue
-            j = _merge_partner(groups, i)
-            if j is None:
-                continue
-            first, second = (g, groups[j]) if j > i else (groups[j], g)
-            members = first.members + second.members
-            path = _merged_path(first.path, second.path, tail=j < i)
-            if len(members) > 2:
-                # Several sections in one: only the shared ancestry is true of all of them
-                # (the sub-headings stay visible as heading blocks in the image and text).
-                common = members[0]
-                for m in members[1:]:
-                    common = _common_prefix(common, m)
-                path = common or path[:1]
-            merged = _Group(path, first.blocks + second.blocks, members)
-            lo = min(i, j)
-            groups[lo : lo + 2] = [merged]
-            changed = True
-            break
+    """Merge each tiny group into a neighbour until none can merge; each merge costs O(1) besides the
+    list deletion, so thousands of tiny sections stay fast."""
+    i = 0
+    while i < len(groups) and len(groups) > 1:
+        g = groups[i]
+        j = _merge_partner(groups, i) if g.content_chars < min_chars else None
+        if j is None:
+            i += 1
+            continue
+        lo = min(i, j)
+        first, second = groups[lo], groups[lo + 1]
+        # labelled by the deepest common ancestor of everything inside, never by one member's heading
+        first.path = _common_prefix(first.path, second.path) or first.path[:1]
+        first.blocks.extend(second.blocks)
+        first.members.extend(second.members)
+        first.chars += second.chars
+        del groups[lo + 1]
+        i = max(0, lo - 1)  # the merged group may now let its left neighbour merge into it
     return groups
 
 
@@ -161,6 +147,7 @@ def build_sections(doc_id: str, parsed: ParsedDocument, *, min_chars: int = MIN_
                 doc_id=doc_id,
                 ordinal=len(sections),
                 heading_path=g.path or ((parsed.title,) if parsed.title else ()),
+                headings=g.headings,
                 blocks=tuple(g.blocks),
                 page_start=min(pages) if pages else None,
                 page_end=max(pages) if pages else None,

@@ -38,6 +38,7 @@ class SectionRecord(BaseModel):
     part: int = 1
     parts: int = 1
     heading_path: list[str]
+    headings: list[str] = Field(default_factory=list)  # every heading inside, in order
     page_start: int | None = None
     page_end: int | None = None
     kinds: list[str]

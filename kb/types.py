@@ -59,6 +59,7 @@ class Section:
     page_end: int | None = None
     part: int = 1
     parts: int = 1
+    headings: tuple[str, ...] = ()  # every heading inside, in order (several when small sections merged)
 
     @property
     def text(self) -> str:

@@ -63,7 +63,9 @@ def test_parent_intro_merges_into_first_child() -> None:
     parsed = doc(H("1. Chapter", 1), P("Short intro."), H("1.1. Part", 2), P(), H("1.2. Next", 2), P())
     secs = build_sections("d", parsed, min_chars=SMALL)
     assert len(secs) == 2
-    assert secs[0].heading_path == ("1. Chapter", "1.1. Part")
+    # labelled by the deepest common ancestor; both headings listed
+    assert secs[0].heading_path == ("1. Chapter",)
+    assert secs[0].headings == ("1. Chapter", "1.1. Part")
     assert [b.text for b in secs[0].blocks[:3]] == ["1. Chapter", "Short intro.", "1.1. Part"]
     assert secs[1].heading_path == ("1. Chapter", "1.2. Next")
 
@@ -71,7 +73,8 @@ def test_parent_intro_merges_into_first_child() -> None:
 def test_tiny_tail_merges_into_previous_sibling() -> None:
     parsed = doc(H("1. A", 1), P(), H("1.1. B", 2), P(), H("1.2. C", 2), P("tiny"))
     secs = build_sections("d", parsed, min_chars=SMALL)
-    assert [s.heading_path for s in secs] == [("1. A",), ("1. A", "1.1. B")]
+    assert [s.heading_path for s in secs] == [("1. A",), ("1. A",)]
+    assert secs[-1].headings == ("1.1. B", "1.2. C")
     assert secs[-1].blocks[-1].text == "tiny"
 
 
@@ -113,7 +116,8 @@ def test_parse_and_section_twice_gives_same_ids(tmp_path: Path) -> None:
     second = build_sections("guide", parse_file(p, settings), min_chars=SMALL)
     assert len(first) == 2
     assert [s.section_id for s in first] == [s.section_id for s in second]
-    assert first[0].heading_path == ("Guide", "Install")  # the tiny intro joined its first child
+    assert first[0].heading_path == ("Guide",)  # the tiny intro joined its first child: their common ancestor
+    assert first[0].headings == ("Guide", "Install")
     assert first[1].heading_path == ("Guide", "Use")
 
 
@@ -147,3 +151,24 @@ def test_many_small_sections_merged_keep_only_the_shared_path() -> None:
     (sec,) = build_sections("d", parsed)
     assert sec.heading_path == ("Spec v1",)  # not the last child's "3.1 Deletion"
     assert [b.text for b in sec.blocks if b.kind == "heading"][-1] == "3.1 Deletion"
+
+
+def test_merging_never_crosses_a_chapter() -> None:
+    parsed = doc(H("1. A", 1), P("tiny a"), H("2. B", 1), P("tiny b"), H("2.1 C", 2), P("tiny c"))
+    secs = build_sections("d", parsed)
+    assert [s.heading_path for s in secs] == [("1. A",), ("2. B",)]
+    assert secs[1].headings == ("2. B", "2.1 C")
+
+
+def test_merged_siblings_take_their_parent_not_the_first_heading() -> None:
+    parsed = doc(H("5 Files", 1), P(), H("5.1 Purpose", 2), P("small"), H("5.2 Layout", 2), P("small"))
+    (sec,) = build_sections("d", parsed, min_chars=SMALL)
+    assert sec.heading_path == ("5 Files",)
+    assert sec.headings == ("5 Files", "5.1 Purpose", "5.2 Layout")
+
+
+def test_merging_is_bounded_on_many_tiny_sections() -> None:
+    blocks = [H("Root", 1)] + [b for i in range(3000) for b in (H(f"1.{i} S", 2), P("x"))]
+    secs = build_sections("d", doc(*blocks))
+    assert [len(s.headings) for s in secs] == [1501, 1500]
+    assert all(s.heading_path == ("Root",) for s in secs)

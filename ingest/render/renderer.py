@@ -46,6 +46,7 @@ class GlyphRenderer:
                     blocks=tuple(blocks),
                     part=i,
                     parts=n,
+                    headings=tuple(b.text for b in blocks if b.kind == "heading" and b.text in section.headings),
                     page_start=min(nums) if nums else section.page_start,
                     page_end=max(nums) if nums else section.page_end,
                 )

@@ -48,14 +48,23 @@ def doc_detail(rec: DocumentRecord) -> dict[str, Any]:
             {
                 "id": s.section_id,
                 "heading_path": s.heading_path,
+                "headings": s.headings,
                 "pages": [s.page_start, s.page_end if s.page_end is not None else s.page_start]
                 if s.page_start is not None
                 else None,
                 "part": s.part,
                 "parts": s.parts,
+                "kinds": s.kinds,
                 "text": s.text,
                 "images": [
-                    {"key": i.key, "url": image_url(i.key), "width": i.width, "height": i.height} for i in s.images
+                    {
+                        "key": i.key,
+                        "url": image_url(i.key),
+                        "width": i.width,
+                        "height": i.height,
+                        "visual_tokens": i.visual_tokens,
+                    }
+                    for i in s.images
                 ],
             }
             for s in rec.sections
