@@ -30,13 +30,14 @@ from kb.images import ImageStore
 from kb.index import IndexPoint
 from kb.indexer import DocumentIndexer, assign_point_ids, embed_points
 from kb.settings import RenderConfig, Settings
+from kb.spans import encode_blocks, encode_lines, line_spans
 from kb.tokens import TokenCounter, visual_tokens
 from kb.types import Section
 
 log = logging.getLogger(__name__)
 
 # Bump when parsing/sectioning/rendering changes output, so unchanged files are re-rendered once.
-PIPELINE_VERSION = "2"  # 2: honest text-token counts (ingest/accounting.py)
+PIPELINE_VERSION = "3"  # 2: honest text-token counts (ingest/accounting.py); 3: block spans and line boxes
 
 Stage = Literal["parse", "section", "render", "store", "index", "done"]
 StageCallback = Callable[[Path, Stage], None]
@@ -65,6 +66,7 @@ class RenderedPart:
     image: Image.Image
     png: bytes
     content: str = ""  # the part's content text, counted for compression (ingest/accounting.py)
+    lines: str = ""  # kb.spans.encode_lines of the image's drawn lines
 
 
 def render_fingerprint(config: RenderConfig, token_counter: str) -> str:
@@ -102,8 +104,9 @@ def render_document(
     content = ContentText(parsed.blocks)
     for sec in sections:
         for part in renderer.paginate(sec, parsed.title):
-            img = renderer.render(part, parsed.title)
-            parts.append(RenderedPart(part, img, png_bytes(img), content.of(part)))
+            img, drawn = renderer.render_lines(part, parsed.title)
+            lines = encode_lines(line_spans(part, drawn))
+            parts.append(RenderedPart(part, img, png_bytes(img), content.of(part), lines))
     return doc_id, parsed.title, parsed.pages, parsed.ocr_used, list(parsed.warnings), parts
 
 
@@ -255,9 +258,14 @@ class Ingestor:
                     text_tokens=n_tok,
                     images=[
                         ImageRecord(
-                            key=key, width=w, height=h, visual_tokens=visual_tokens(w, h, self.settings.render.patch)
+                            key=key,
+                            width=w,
+                            height=h,
+                            visual_tokens=visual_tokens(w, h, self.settings.render.patch),
+                            lines=part.lines,
                         )
                     ],
+                    blocks=encode_blocks(sec),
                 )
             )
         rec = DocumentRecord(

@@ -30,6 +30,7 @@ class ImageRecord(BaseModel):
     width: int
     height: int
     visual_tokens: int
+    lines: str = ""  # where each text line is drawn: kb.spans.encode_lines (empty before it was recorded)
 
 
 class SectionRecord(BaseModel):
@@ -47,6 +48,7 @@ class SectionRecord(BaseModel):
     text_tokens: int  # content tokens of this part, counted once (ingest/accounting.py)
     images: list[ImageRecord]
     point_id: str | None = None  # the Qdrant point, once indexed
+    blocks: str = ""  # the blocks' kinds, levels, pages and spans in `text`: kb.spans.encode_blocks
 
     @property
     def visual_tokens(self) -> int:

@@ -77,47 +77,48 @@ class PageLayout:
     def layout(self, blocks: list[Block]) -> Box:
         ops: list[Op] = []
         y = 0
-        band: list[Block] = []
+        band: list[tuple[int, Block]] = []
         prev: Block | None = None
 
         def flush() -> None:
             nonlocal y, band
             if band:
-                y += gap_between(prev_of_band, band[0], self.style) if y else 0
+                y += gap_between(prev_of_band, band[0][1], self.style) if y else 0
                 b = self._flow(band)
                 ops.extend(shift(b.ops, 0, y))
                 y += b.height
                 band = []
 
         prev_of_band: Block | None = None
-        for block in blocks:
+        for i, block in enumerate(blocks):
             if self.narrow(block):
                 if not band:
                     prev_of_band = prev
-                band.append(block)
+                band.append((i, block))
             else:
                 flush()
                 b = self.box(block, False)
                 y += gap_between(prev, block, self.style) if y else 0
-                ops.extend(shift(b.ops, 0, y))
+                ops.extend(shift(b.ops, 0, y, i))
                 y += b.height
             prev = block
         flush()
         return Box(y, ops)
 
-    def _flow(self, blocks: list[Block]) -> Box:
-        """Stack blocks in one column, then cut it into balanced columns at allowed breaks."""
+    def _flow(self, blocks: list[tuple[int, Block]]) -> Box:
+        """Stack blocks (with their page indices) in one column, then cut it into balanced columns at
+        allowed breaks."""
         ops: list[Op] = []
         cuts: list[tuple[int, int]] = []  # (column ends at, next column starts at)
         y = 0
         prev: Block | None = None
-        for block in blocks:
+        for index, block in blocks:
             b = self.box(block, True)
             g = gap_between(prev, block, self.style)
             if prev is not None and prev.kind != "heading":
                 cuts.append((y, y + g))
             y += g
-            ops.extend(shift(b.ops, 0, y))
+            ops.extend(shift(b.ops, 0, y, index))
             cuts.extend((y + k, y + k) for k in b.breaks)
             y += b.height
             prev = block

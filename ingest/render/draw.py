@@ -22,6 +22,7 @@ class Text:
     chain: FontChain
     fill: Color = BLACK
     word_gap: float = 0.0
+    block: int = -1  # index of the block it draws in its page (-1: header and rules), for line boxes
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,13 @@ class Box:
     breaks: list[int] = field(default_factory=list)  # y positions where a column/page break may fall
 
 
-def shift(ops: list[Op], dx: float, dy: float) -> list[Op]:
+def shift(ops: list[Op], dx: float, dy: float, block: int | None = None) -> list[Op]:
+    """Ops moved by (dx, dy); `block` tags the text ops with the index of the block they draw."""
     out: list[Op] = []
     for op in ops:
         if isinstance(op, Text):
-            out.append(replace(op, x=op.x + dx, baseline=op.baseline + dy))
+            tag = op.block if block is None else block
+            out.append(replace(op, x=op.x + dx, baseline=op.baseline + dy, block=tag))
         elif isinstance(op, Rect):
             out.append(replace(op, x0=op.x0 + dx, x1=op.x1 + dx, y0=op.y0 + dy, y1=op.y1 + dy))
         else:

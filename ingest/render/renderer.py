@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
 from ingest.render.columns import PageLayout
-from ingest.render.draw import WHITE, paint, shift
+from ingest.render.draw import WHITE, Op, Text, paint, shift
 from ingest.render.layout import page_height, section_header
 from ingest.render.paginate import pack
 from ingest.render.style import Style
 from kb.settings import RenderConfig
 from kb.types import Section
+
+
+@dataclass(frozen=True)
+class LineBox:
+    """Where one drawn line of a block lies in the image (px), and what it says: lets a report mark
+    the lines of a sentence on the image the model saw."""
+
+    block: int  # index into the rendered section's blocks
+    text: str
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+def line_boxes(ops: list[Op]) -> list[LineBox]:
+    out = []
+    for op in ops:
+        if isinstance(op, Text) and op.block >= 0 and op.text.strip():
+            size = op.chain.size
+            width = op.chain.measure(op.text) + op.word_gap * op.text.count(" ")
+            y0 = round(op.baseline - size * 0.85)
+            out.append(LineBox(op.block, op.text, round(op.x), y0, round(op.x + width), round(op.baseline + size * 0.3)))
+    return out
 
 
 class GlyphRenderer:
@@ -55,6 +79,10 @@ class GlyphRenderer:
 
     def render(self, section: Section, title: str) -> Image.Image:
         """One image for one (already paginated) section: full text, height trimmed and rounded up to the patch."""
+        return self.render_lines(section, title)[0]
+
+    def render_lines(self, section: Section, title: str) -> tuple[Image.Image, list[LineBox]]:
+        """`render`, plus where each block's lines were drawn."""
         st = self.style
         header = section_header(section, title, st, self.config.header)
         blocks = list(section.blocks)
@@ -71,5 +99,6 @@ class GlyphRenderer:
         if header is not None:
             paint(image, shift(header.ops, st.margin, top))
             top += header.height
-        paint(image, shift(body.ops, st.margin, top))
-        return image
+        body_ops = shift(body.ops, st.margin, top)
+        paint(image, body_ops)
+        return image, line_boxes(body_ops)

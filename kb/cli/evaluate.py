@@ -9,13 +9,22 @@ from typing import Annotated
 
 import typer
 
-from kb.cli._common import ConfigOpt, app, err, load_settings, run
+from kb.cli._common import ConfigOpt, app, err, fail, load_settings, run
 
 
 @app.command("eval")
 def eval_cmd(
-    questions: Annotated[Path, typer.Option("--questions", "-q", help="questions.jsonl")],
-    docs_dir: Annotated[Path, typer.Option("--docs", help="folder of documents to ingest into a scratch store")],
+    questions: Annotated[Path | None, typer.Option("--questions", "-q", help="questions.jsonl")] = None,
+    docs_dir: Annotated[
+        Path | None, typer.Option("--docs", help="folder of documents to ingest into a scratch store")
+    ] = None,
+    crosscheck: Annotated[
+        Path | None,
+        typer.Option(
+            "--crosscheck",
+            help="crosscheck.json: planted changes `kb diff` finds, false ones it reports (files: --docs or its docs/)",
+        ),
+    ] = None,
     k: Annotated[str, typer.Option("--k", help="comma-separated k values")] = "1,3,5,10",
     signals: Annotated[
         str, typer.Option("--signals", help="comma-separated: image,text,bm25,fused")
@@ -31,7 +40,16 @@ def eval_cmd(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Evidence recall@k and MRR per signal and fused, on a question set (ingests into a scratch store)."""
+    """Evidence recall@k and MRR per signal and fused, on a question set (ingests into a scratch store);
+    with --crosscheck, planted changes found and false differences reported by `kb diff`."""
+    if crosscheck is not None:
+        from kb.compare.commands import print_eval, run_crosscheck_eval
+
+        res_x = run(lambda: run_crosscheck_eval(load_settings(config), crosscheck, docs_dir, err()))
+        print_eval(res_x, json_out)
+        return
+    if questions is None or docs_dir is None:
+        fail("--questions and --docs are needed", "or --crosscheck FILE.json")
     from kb.evaluation import eval_json, markdown, plot, run_eval
 
     ks = sorted({int(x) for x in k.split(",") if x.strip()})
