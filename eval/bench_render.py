@@ -71,7 +71,7 @@ def parse_config(spec: str) -> tuple[str, RenderConfig]:
 
 def load_sections(docs: Path, limit: int | None, min_chars: int | None = None) -> list[tuple[str, list[Section]]]:
     """(title, sections) per document, through the real parser and sectioner."""
-    from ingest.parse import parse_file
+    from ingest.formats import parse_file
     from ingest.sections import MIN_CHARS, build_sections
 
     settings = Settings()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.parse import parse_file
+from ingest.formats import parse_file
 from ingest.sections import build_sections
 from kb.settings import Settings
 from kb.types import Section

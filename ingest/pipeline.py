@@ -20,7 +20,7 @@ from typing import Literal
 from PIL import Image
 
 from ingest.accounting import ContentText
-from ingest.parse import SUPPORTED_EXTENSIONS, parse_file
+from ingest.formats import parse_file, supported_extensions
 from ingest.render import GlyphRenderer, png_bytes
 from ingest.sections import build_sections
 from kb.catalog import Catalog, DocumentRecord, ImageRecord, SectionRecord, doc_id_for
@@ -77,11 +77,12 @@ def render_fingerprint(config: RenderConfig, token_counter: str) -> str:
 def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Files given directly are yielded as-is (unsupported ones fail later with a reason);
     folders are walked recursively for supported files, hidden entries skipped."""
+    exts = set(supported_extensions())
     for p in paths:
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p).parts
-                if f.is_file() and not any(s.startswith(".") for s in rel) and f.suffix.lower() in SUPPORTED_EXTENSIONS:
+                if f.is_file() and not any(s.startswith(".") for s in rel) and f.suffix.lower() in exts:
                     yield f
         else:
             yield p

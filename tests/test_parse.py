@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.parse import parse_file
+from ingest.formats import parse_file
 from kb.errors import CorruptDocumentError, EmptyDocumentError, FileTooLargeError, UnsupportedFormatError
 from kb.settings import Settings
 from kb.types import Block, ParsedDocument
@@ -395,7 +395,7 @@ def refuse(*args, **kwargs):
 socket.getaddrinfo = refuse
 socket.create_connection = refuse
 socket.socket.connect = refuse
-from ingest.parse import parse_file
+from ingest.formats import parse_file
 from kb.settings import Settings
 settings = Settings(data_dir=Path("/nonexistent-kb-data"))
 kinds = {}

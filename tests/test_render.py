@@ -178,7 +178,7 @@ def test_real_sections_ocr_back_at_097_pooled_word_recall() -> None:
     """The legibility bar with the default config: example documents, every section, 2x upscale."""
     from pathlib import Path
 
-    from ingest.parse import parse_file
+    from ingest.formats import parse_file
     from ingest.sections import build_sections
     from kb.settings import Settings
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.parse import parse_file
+from ingest.formats import parse_file
 from ingest.sections import MIN_CHARS, build_sections
 from kb.settings import Settings
 from kb.types import Block, ParsedDocument

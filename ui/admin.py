@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from ingest.formats import supported_extensions
 from kb.errors import FileTooLargeError, KbError
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UPLOAD_TYPES = ["pdf", "docx", "md", "html", "htm", "txt", "pptx"]
 UPLOADS_DIR = "uploads"
 _STAGES = {
     "parse": (0.1, "parsing"),
@@ -43,6 +43,11 @@ _AUTH_KEY = "admin_auth"
 _FLASH_KEY = "admin_flash"
 _RESULTS_KEY = "admin_upload_results"
 _UPLOADER_GEN = "admin_uploader_gen"
+
+
+def upload_types() -> list[str]:
+    """The file types the uploader accepts: every registered format's extensions, without the dot."""
+    return [ext.lstrip(".") for ext in supported_extensions()]
 
 
 # -- auth ------------------------------------------------------------------------------------------
@@ -300,7 +305,7 @@ def _render_upload(kb: KnowledgeBase) -> None:
     gen = st.session_state.setdefault(_UPLOADER_GEN, 0)
     uploads = st.file_uploader(
         f"Documents (up to {kb.settings.max_file_mb:g} MB each)",
-        type=UPLOAD_TYPES,
+        type=upload_types(),
         accept_multiple_files=True,
         key=f"admin_uploader_{gen}",
     )

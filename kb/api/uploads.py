@@ -11,11 +11,10 @@ from pathlib import Path
 from fastapi import HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ingest.parse import FORMATS
+from ingest.formats import format_for, supported_extensions
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _ZIP_FORMATS = {"docx", "pptx"}
-_TEXT_FORMATS = {"md", "html", "txt"}
 CHUNK = 1 << 20
 MAX_HTML_DEPTH = 512
 _VOID = {
@@ -74,26 +73,24 @@ def safe_name(raw: str | None) -> str:
 
 
 def check_type(name: str, head: bytes) -> None:
-    fmt = FORMATS.get(Path(name).suffix.lower())
+    """The name's registered format, and content whose first bytes fit it (the format's own sniff)."""
+    fmt = format_for(name)
     if fmt is None:
-        raise HTTPException(415, f"unsupported file type for {name!r}; supported: {', '.join(sorted(FORMATS))}")
+        raise HTTPException(415, f"unsupported file type for {name!r}; supported: {', '.join(supported_extensions())}")
     if not head:
         raise HTTPException(422, f"{name!r} is empty")
-    if fmt == "pdf" and not head.lstrip(b"\x00\t\r\n ")[:5] == b"%PDF-":
-        raise HTTPException(422, f"{name!r} is not a PDF (no %PDF- header)")
-    if fmt in _ZIP_FORMATS and not head.startswith(b"PK\x03\x04"):
-        raise HTTPException(422, f"{name!r} is not a {fmt.upper()} file (not a zip container)")
-    if fmt in _TEXT_FORMATS:
-        if b"\x00" in head[:8192]:
-            raise HTTPException(422, f"{name!r} looks binary, not text")
-        if not head.strip():
-            raise HTTPException(422, f"{name!r} has no text")
+    mismatch = fmt.sniff(head)
+    if mismatch is not None:
+        raise HTTPException(422, f"{name!r} {mismatch.problem}")
+    if fmt.family in ("markup", "text") and not head.strip():
+        raise HTTPException(422, f"{name!r} has no text")
 
 
 def check_content(path: Path, *, max_pages: int, max_unpacked_bytes: int) -> None:
     """Checks that need the whole file: PDF page count, zip containers' unpacked size (zip bombs)."""
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt == "pdf":
+    fmt = format_for(path)
+    name = fmt.name if fmt else None
+    if name == "pdf":
         from pypdf import PdfReader
 
         try:
@@ -102,17 +99,17 @@ def check_content(path: Path, *, max_pages: int, max_unpacked_bytes: int) -> Non
             raise HTTPException(422, f"{path.name!r} is not a readable PDF") from None
         if pages > max_pages:
             raise HTTPException(413, f"{path.name!r} has {pages} pages; the limit is {max_pages}")
-    elif fmt == "html":
+    elif name == "html":
         depth = _html_depth(path.read_text("utf-8", errors="replace"))
         if depth > MAX_HTML_DEPTH:
             raise HTTPException(422, f"{path.name!r} nests HTML elements deeper than {MAX_HTML_DEPTH} levels")
-    elif fmt in _ZIP_FORMATS:
+    elif name in _ZIP_FORMATS:
         try:
             with zipfile.ZipFile(path) as z:
                 unpacked = sum(i.file_size for i in z.infolist())
                 entries = len(z.infolist())
         except (zipfile.BadZipFile, OSError):
-            raise HTTPException(422, f"{path.name!r} is not a readable {fmt.upper()} file") from None
+            raise HTTPException(422, f"{path.name!r} is not a readable {name.upper()} file") from None
         if unpacked > max_unpacked_bytes or entries > 10_000:
             raise HTTPException(413, f"{path.name!r} unpacks to more than the {max_unpacked_bytes / 1e6:g} MB limit")
 

@@ -5,22 +5,17 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.formats.common import norm_key
 from kb.errors import CorruptDocumentError
 
 log = logging.getLogger(__name__)
 
-_WS = re.compile(r"\s+")
 _MONO = re.compile(r"mono|courier|consol|code|menlo|typewriter", re.IGNORECASE)
 _BOLD = re.compile(r"bold|black|heavy|semibold", re.IGNORECASE)
-
-
-def norm_key(text: str) -> str:
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
 
 
 @dataclass
