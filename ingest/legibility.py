@@ -89,8 +89,9 @@ def char_similarity(source: str, ocr: str) -> float:
 # their inner punctuation kept ("/usr/share/man" must not pass as "usr share man").
 
 CLASSES = ("path", "option", "number", "code", "cjk")
-_OPEN = "([{\"'«“‘<"
-_CLOSE = ")]}\"'»”’>.,;:!?"
+# Quotes and brackets around an identifier are not part of it (OCR often reads a curly quote as * or ').
+_OPEN = "([{\"'«“‘„<`*"
+_CLOSE = ")]}\"'»”’>.,;:!?`*"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _DRIVE = re.compile(r"^[a-z]:\\")
 _OPTION = re.compile(r"^--?[A-Za-z][\w.-]*(?:=\S*)?$")

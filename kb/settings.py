@@ -30,9 +30,19 @@ class RenderConfig(BaseModel):
     page_width: int = Field(default=812, ge=196, le=4096, description="image width px (multiple of 28 wastes nothing)")
     font: str = Field(default="DejaVuSansCondensed", description="body font family (Noto/DejaVu name) or a .ttf/.otf path")
     mono_font: str = Field(default="NotoSansMono", description="font for code blocks")
+    id_font: str = Field(
+        default="", description="font for paths and --options inline in text and tables (\"\" = the body font)"
+    )
     font_size: int = Field(default=9, ge=6, le=64, description="body font size in px at scale 1")
     line_height: float = Field(default=1.15, ge=1.0, le=2.5, description="line pitch as a multiple of font size")
     word_spacing: float = Field(default=0.1, ge=0.0, le=1.0, description="extra space between words, in font sizes")
+    letter_spacing: float = Field(default=0.0, ge=0.0, le=0.5, description="extra space after every character, in em")
+    slash_spacing: float = Field(
+        default=0.0, ge=0.0, le=0.5, description="extra space each side of / and \\, in em (paths stay legible)"
+    )
+    dash_spacing: float = Field(
+        default=0.0, ge=0.0, le=0.5, description="extra space between the hyphens of --options, in em"
+    )
     cjk_scale: float = Field(
         default=1.4, ge=1.0, le=3.0, description="font size multiplier for CJK-dominant blocks (small CJK is illegible)"
     )

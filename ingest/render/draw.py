@@ -95,6 +95,11 @@ def paint(image: Image.Image, ops: list[Op]) -> None:
 
 
 def _text(draw: ImageDraw.ImageDraw, x: float, y: float, text: str, chain: FontChain, fill: Color) -> None:
+    if chain.spaced:
+        for dx, piece, font in chain.placed(text):
+            if not piece.isspace():
+                draw.text((x + dx, y), piece, font=font, fill=fill, anchor="ls")
+        return
     for run, font in chain.runs(text):
         if not run.isspace():
             draw.text((x, y), run, font=font, fill=fill, anchor="ls")

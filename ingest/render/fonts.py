@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,11 +99,29 @@ def _script_fonts(bold: bool) -> tuple[FontRef, ...]:
     return tuple(refs)
 
 
-class FontChain:
-    """One style at one pixel size: maps each character to the first font whose cmap has it."""
+SLASHES = frozenset("/\\")
 
-    def __init__(self, primary: Path, size: int, bold: bool = False) -> None:
+
+class FontChain:
+    """One style at one pixel size: maps each character to the first font whose cmap has it.
+
+    `tracking`: extra px after every character; `slash_pad`: extra px on each side of a slash. At 9 px a
+    slash touches its neighbours and OCR reads "/usr" as "fusr" or "jusr"; a pixel of air keeps it a slash."""
+
+    def __init__(
+        self,
+        primary: Path,
+        size: int,
+        bold: bool = False,
+        tracking: float = 0.0,
+        slash_pad: float = 0.0,
+        dash_pad: float = 0.0,
+    ) -> None:
         self.size = size
+        self.tracking = tracking
+        self.slash_pad = slash_pad
+        self.dash_pad = dash_pad
+        self.ident: FontChain | None = None  # face for identifiers inline in text (paths, --options)
         refs: list[FontRef] = [FontRef(primary)]
         for name in _FALLBACK_BOLD if bold else _FALLBACK_REGULAR:
             ref = _ref(name)
@@ -156,22 +175,132 @@ class FontChain:
     def measure(self, text: str) -> float:
         """Advance width of text in px (cached; runs summed)."""
         w = self._width.get(text)
+        if w is None and self.ident is not None:
+            w = sum(self.ident.measure(t) if ident else self._plain_measure(t) for t, ident in identifier_split(text))
         if w is None:
-            w = sum(f.getlength(t) for t, f in self.runs(text))
+            w = self._plain_measure(text)
             if len(self._width) < 200_000:
                 self._width[text] = w
         return w
+
+    def _plain_measure(self, text: str) -> float:
+        w = self._width.get(text)
+        if w is None:
+            w = sum(f.getlength(t) for t, f in self.runs(text))
+            if self.tracking:
+                w += self.tracking * len(text)
+            if self.slash_pad:
+                w += self.slash_pad * 2 * sum(c in SLASHES for c in text)
+            if self.dash_pad:
+                w += self.dash_pad * sum(text[i : i + 2] == "--" for i in range(len(text) - 1))
+            if len(self._width) < 200_000:
+                self._width[text] = w
+        return w
+
+    @property
+    def spaced(self) -> bool:
+        return bool(self.tracking or self.slash_pad or self.dash_pad or self.ident)
+
+    def placed(self, text: str) -> list[tuple[float, str, ImageFont.FreeTypeFont]]:
+        """(x offset, piece, font) to draw `text`: tracking, slash padding and identifier face applied."""
+        if self.ident is None:
+            return self._placed_plain(text)
+        out: list[tuple[float, str, ImageFont.FreeTypeFont]] = []
+        x = 0.0
+        for seg, ident in identifier_split(text):
+            chain = self.ident if ident else None
+            pieces = chain.placed(seg) if chain is not None else self._placed_plain(seg)
+            out.extend((x + dx, p, f) for dx, p, f in pieces)
+            x += chain.measure(seg) if chain is not None else self._plain_measure(seg)
+        return out
+
+    def _placed_plain(self, text: str) -> list[tuple[float, str, ImageFont.FreeTypeFont]]:
+        out: list[tuple[float, str, ImageFont.FreeTypeFont]] = []
+        x = 0.0
+        for run, font in self.runs(text):
+            pieces = list(run) if self.tracking else _split_slashes(run)
+            for i, piece in enumerate(pieces):
+                pad = self.slash_pad if piece in SLASHES else 0.0
+                x += pad
+                out.append((x, piece, font))
+                x += font.getlength(piece) + pad + self.tracking * len(piece)
+                if piece == "-" and i + 1 < len(pieces) and pieces[i + 1] == "-":
+                    x += self.dash_pad  # "--" merges into one dash at small sizes
+        return out
 
     def has_glyphs(self, text: str) -> bool:
         """True when some font in the chain covers every non-space character."""
         return all(ch.isspace() or ord(ch) in _cmap(self._ref_for(ch)) for ch in text)
 
 
-class FontBook:
-    """The chains a renderer needs, built once per (config, scale)."""
+_IDENT = re.compile(r"^(?:--?[A-Za-z][\w.=-]*|[\w.$~:@+-]*/\S*)$")
+_IDENT_OPEN = "([{\"'«“‘<`"
+_IDENT_CLOSE = ")]}\"'»”’>`.,;:!?"
 
-    def __init__(self, body: str, mono: str, size: int) -> None:
+
+def is_identifier(token: str) -> bool:
+    """Paths (a slash and two letters or digits) and --options/-o flags: the tokens drawn in the identifier face."""
+    if not _IDENT.match(token):
+        return False
+    return token.startswith("-") or sum(c.isalnum() for c in token) >= 2
+
+
+@functools.lru_cache(maxsize=65536)
+def identifier_split(text: str) -> tuple[tuple[str, bool], ...]:
+    """`text` as (segment, is identifier) pieces; quotes and sentence punctuation around a token stay plain."""
+    out: list[tuple[str, bool]] = []
+    plain: list[str] = []
+    for tok in re.split(r"(\s+)", text):
+        core = tok.lstrip(_IDENT_OPEN)
+        lead = tok[: len(tok) - len(core)]
+        stripped = core.rstrip(_IDENT_CLOSE)
+        trail = core[len(stripped) :]
+        if stripped and is_identifier(stripped):
+            if plain or lead:
+                out.append(("".join(plain) + lead, False))
+                plain = []
+            out.append((stripped, True))
+            plain.append(trail)
+        else:
+            plain.append(tok)
+    if "".join(plain):
+        out.append(("".join(plain), False))
+    return tuple(out)
+
+
+def _split_slashes(text: str) -> list[str]:
+    """Slashes and the hyphens of a "--" as pieces of their own, the rest in runs."""
+    out: list[str] = []
+    start = 0
+    for i, c in enumerate(text):
+        if c in SLASHES or (c == "-" and "--" in text[max(0, i - 1) : i + 2]):
+            if i > start:
+                out.append(text[start:i])
+            out.append(c)
+            start = i + 1
+    if start < len(text):
+        out.append(text[start:])
+    return out
+
+
+class FontBook:
+    """The chains a renderer needs, built once per (config, scale). `tracking` / `slash_pad` are in em."""
+
+    def __init__(
+        self,
+        body: str,
+        mono: str,
+        size: int,
+        tracking: float = 0.0,
+        slash_pad: float = 0.0,
+        ident: str = "",
+        dash_pad: float = 0.0,
+    ) -> None:
         self.size = size
+        self.dash_pad = dash_pad
+        self._ident = resolve_font(ident) if ident else None
+        self.tracking = tracking
+        self.slash_pad = slash_pad
         reg, bold = resolve_font(body), resolve_font(body, bold=True)
         mreg, mbold = resolve_font(mono), resolve_font(mono, bold=True)
         self._paths = {False: reg, True: bold}
@@ -183,5 +312,14 @@ class FontBook:
         ch = self._chains.get(key)
         if ch is None:
             path = (self._mono if mono else self._paths)[bold]
-            ch = self._chains[key] = FontChain(path, size, bold=bold)
+            ch = self._chains[key] = FontChain(
+                path,
+                size,
+                bold=bold,
+                tracking=self.tracking * size,
+                slash_pad=self.slash_pad * size,
+                dash_pad=self.dash_pad * size,
+            )
+            if self._ident is not None and not mono and not bold:
+                ch.ident = FontChain(self._ident, size, slash_pad=self.slash_pad * size, dash_pad=self.dash_pad * size)
         return ch

@@ -55,7 +55,15 @@ class Style:
             limit=limit,
             line_height=config.line_height,
             word_gap=round(size * config.word_spacing, 2),
-            fonts=FontBook(config.font, config.mono_font, size),
+            fonts=FontBook(
+                config.font,
+                config.mono_font,
+                size,
+                config.letter_spacing,
+                config.slash_spacing,
+                config.id_font,
+                config.dash_spacing,
+            ),
             block_gap=config.block_gap,
             cjk_scale=config.cjk_scale,
         )
