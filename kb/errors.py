@@ -35,6 +35,10 @@ class FileTooLargeError(KbError):
     """The file exceeds the configured size limit."""
 
 
+class QueryError(KbError):
+    """A question or search option that cannot be answered as given (empty, k < 1, a signal that is off)."""
+
+
 class DocumentNotFoundError(KbError):
     """No document with that id is ingested."""
 

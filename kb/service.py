@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from kb.hits import Hit
     from kb.index import QdrantIndex
     from kb.indexer import DocumentIndexer
+    from kb.modelhub import Profile
     from kb.retrieve import Retriever, SearchOptions
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class KnowledgeBase:
         self._index: QdrantIndex | None = None
         self._embedders: Embedders | None = embedders
         self._retriever: Retriever | None = None
+        self._profile: Profile | None = None
         self._open_lock = threading.RLock()  # request threads may open the parts at once; open them once
 
     # -- lazily opened parts ---------------------------------------------------------------------
@@ -72,11 +74,28 @@ class KnowledgeBase:
                     )
         return self._index
 
+    def resolve_models(self, announce: Callable[[str], None] | None = None) -> Profile:
+        """Decide once which models this machine can load (see kb.modelhub); `announce` gets the one-line
+        note when the bundled profile stands in for unavailable defaults (default: a log warning)."""
+        from kb.modelhub import Profile, resolve_profile
+
+        with self._open_lock:
+            if self._profile is None:
+                if self._embedders is not None:  # given by the caller: nothing to decide
+                    self._profile = Profile(self.settings)
+                    return self._profile
+                self._profile = resolve_profile(self.settings)
+                self.settings = self._profile.settings
+                if self._profile.note:
+                    (announce or log.warning)(self._profile.note)
+        return self._profile
+
     @property
     def embedders(self) -> Embedders:
         if self._embedders is None:
             from kb.embed.factory import build_embedders
 
+            self.resolve_models()
             with self._open_lock:
                 if self._embedders is None:
                     self._embedders = build_embedders(self.settings)
@@ -125,6 +144,7 @@ class KnowledgeBase:
         from kb.retrieve import SearchOptions
 
         opts = opts or SearchOptions(k=self.settings.top_k)
+        self.check_query(question, opts)
         if opts.tenant is None:
             opts.tenant = self.settings.tenant
         if opts.doc_ids:
@@ -135,6 +155,35 @@ class KnowledgeBase:
         if not self.catalog.live_point_ids():
             raise KbError("the knowledge base has no indexed documents", "add some with `kb ingest PATH`")
         return self.retriever.search(question, opts)
+
+    def check_query(self, question: str, opts: SearchOptions) -> None:
+        """Refuse what would silently return something else: a blank question, k < 1, a signal that is off."""
+        from kb.errors import QueryError
+
+        if not question.strip():
+            raise QueryError("the question is empty", 'ask something, e.g. kb search "p99 latency of POST /payments"')
+        if opts.k < 1:
+            raise QueryError(f"k must be at least 1 (got {opts.k})", "pass --k 1 or more (default 8)")
+        if opts.signals:
+            known = ("image", "text", "bm25")
+            unknown = [s for s in opts.signals if s not in known]
+            if unknown:
+                raise QueryError(f"unknown signal(s): {', '.join(unknown)}", f"use one of: {', '.join(known)}")
+            self.resolve_models()
+            on = self.embedders.signals
+            off = [s for s in opts.signals if s not in on]
+            if off:
+                why = {"image": "KB_CLIP_MODEL", "text": "KB_TEXT_MODEL", "bm25": "KB_BM25"}
+                bundled = (
+                    " (the bundled profile switched it off: no model for it on this machine)"
+                    if (self._profile and self._profile.note)
+                    else ""
+                )
+                raise QueryError(
+                    f"the {' and '.join(off)} signal is disabled{bundled}",
+                    f"use --signal {' or --signal '.join(on)}, or enable it ({', '.join(why[s] for s in off)}; "
+                    "`kb models` lists what this machine has) and run `kb reindex`",
+                )
 
     def ingest(
         self,

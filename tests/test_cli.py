@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from kb.cli import app
@@ -22,3 +30,220 @@ def test_help_shows_citation_marker_and_plain_usage() -> None:
     for res in (top, ask, ingest, runner.invoke(app, ["search", "--help"])):
         assert "{" not in res.stdout and "<bool>" not in res.stdout and "<int>" not in res.stdout
     assert "-k, --k INTEGER" in runner.invoke(app, ["search", "--help"]).stdout
+
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "docs"
+HEAVY = ("torch", "sentence_transformers", "transformers", "open_clip", "sklearn")
+_PROBE = """
+import json, sys
+sys.argv = ["kb", *sys.argv[1:]]
+from kb.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("MODULES=" + json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a fresh machine: no KB_* settings and no HF offline switch."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("KB_") and k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
+    env["PYTHONPATH"] = str(REPO)  # this checkout's code, whatever the venv's editable install points at
+    return {**env, **extra}
+
+
+def _loaded_modules(args: list[str], cwd: Path) -> tuple[set[str], str]:
+    res = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=300
+    )
+    line = next(x for x in res.stdout.splitlines() if x.startswith("MODULES="))
+    return set(json.loads(line.removeprefix("MODULES="))), res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The examples ingested with the bundled profile, for the output and bad-input tests."""
+    data = tmp_path_factory.mktemp("store") / "kb_data"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KB_DATA_DIR", str(data))
+    mp.setenv("KB_TEXT_MODEL", "minilm-bundled")
+    mp.setenv("KB_CLIP_MODEL", "")
+    res = runner.invoke(app, ["ingest", str(EXAMPLES)])
+    assert res.exit_code == 0, res.output
+    yield data
+    mp.undo()
+
+
+def test_readme_main_job_runs_verbatim_on_a_machine_without_a_model_hub(tmp_path: Path) -> None:
+    """The README's first commands, copied as written, in a scratch copy with no KB_* and no HF offline switch."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", readme, re.S)
+    assert block is not None
+    main_job = next(line for line in block.group(1).splitlines() if "kb ingest" in line)
+    command = main_job.split("#")[0].strip()
+    assert command.startswith(".venv/bin/kb ingest examples/docs && .venv/bin/kb search")
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    (tmp_path / ".venv").symlink_to(REPO / ".venv" if (REPO / ".venv").is_dir() else Path(sys.prefix))
+    res = subprocess.run(
+        ["bash", "-c", command],
+        cwd=tmp_path,
+        env=_clean_env(COLUMNS="120"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "payments-api-spec-v1.html" in res.stdout and "p99 latency of POST /payments" in res.stdout
+    assert "models: " in res.stderr  # says what it used
+    assert "Loading weights" not in res.stderr  # no third-party progress bars
+    if "bundled profile" in res.stderr:  # no model hub here: one line says so
+        assert sum("bundled profile" in line for line in res.stderr.splitlines()) == 2  # one per command
+    recorded = json.dumps(_recorded_models(tmp_path / "kb_data"))
+    assert "st:" in recorded or "open_clip:" in recorded  # the collection records the models that built it
+
+
+def _recorded_models(data: Path) -> dict[str, object]:
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(data / "qdrant"))
+    try:
+        meta = client.get_collection("glyph_kb").config.metadata or {}
+    finally:
+        client.close()
+    return dict(meta.get("embedders", {}))
+
+
+def test_commands_that_need_no_model_import_none(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "kb.toml").write_text(f'data_dir = "{store}"\n')
+    for args in (["docs"], ["delete", "no-such-doc"], ["--help"], ["search", ""], ["ask", "x", "--k", "0"]):
+        mods, output = _loaded_modules(args, tmp_path)
+        assert not mods & set(HEAVY), (args, mods & set(HEAVY), output)
+    mods, output = _loaded_modules(
+        ["render", str(EXAMPLES / "incident-response-sop.md"), "--out", str(tmp_path)], tmp_path
+    )
+    assert "image(s) in" in output
+    assert not mods & {"sentence_transformers", "open_clip"}, output  # no model (spaCy may pull torch in)
+
+
+def test_models_lists_sources_and_availability(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KB_TEXT_MODEL", raising=False)
+    monkeypatch.delenv("KB_CLIP_MODEL", raising=False)
+    monkeypatch.setenv("KB_MODELS_DIR", str(tmp_path / "empty-cache"))
+    res = runner.invoke(app, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.stdout)
+    by_signal = {m["signal"]: m for m in js["models"]}
+    assert by_signal["text"]["source"] == "hub repo intfloat/multilingual-e5-small"
+    assert by_signal["text"]["available"] is False and by_signal["image"]["available"] is False
+    res = runner.invoke(app, ["models"], env={"COLUMNS": "120"})
+    assert res.exit_code == 0 and "will use: text=minilm-bundled, bm25; off: image" in res.stdout
+    monkeypatch.setenv("KB_TEXT_MODEL", "minilm-bundled")
+    js = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    assert js["models"][0]["available"] is True and "bundled package" in js["models"][0]["source"]
+
+
+def test_explicit_model_that_cannot_be_had_stops_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("KB_TEXT_MODEL", "acme/no-such-model")
+    monkeypatch.setenv("KB_MODELS_DIR", str(tmp_path / "cache"))
+    res = runner.invoke(app, ["ingest", str(EXAMPLES)])
+    assert res.exit_code == 2
+    assert "KB_TEXT_MODEL='acme/no-such-model'" in res.output and "kb models pull --to DIR" in res.output
+
+
+def test_models_pull_copies_a_cache_for_an_air_gapped_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model in one hub cache is pulled into a folder; a machine with only that folder finds and loads it."""
+    from kb.embed.dense import bundled_minilm
+
+    repo = "acme/minilm"
+    src = tmp_path / "connected-cache" / f"models--{repo.replace('/', '--')}"
+    snap = src / "snapshots" / "0123abcd"
+    shutil.copytree(str(bundled_minilm()), snap)
+    (src / "refs").mkdir()
+    (src / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("KB_TEXT_MODEL", repo)
+    monkeypatch.setenv("KB_CLIP_MODEL", "")
+    monkeypatch.setenv("KB_MODELS_DIR", str(tmp_path / "connected-cache"))
+    res = runner.invoke(app, ["models", "pull", "--to", str(tmp_path / "usb")])
+    assert res.exit_code == 0, res.output
+    assert f"text: {repo}: copied from" in res.stdout
+    shutil.rmtree(tmp_path / "connected-cache")  # the air-gapped machine has only the copied folder
+    monkeypatch.setenv("KB_MODELS_DIR", str(tmp_path / "usb"))
+    js = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    assert js["models"][0]["available"] is True
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "d"))
+    res = runner.invoke(app, ["ingest", str(EXAMPLES / "incident-response-sop.md")])
+    assert res.exit_code == 0, res.output
+    assert f"text={repo}" in res.output
+    res = runner.invoke(app, ["search", "severity levels", "--k", "1", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)[0]["doc"] == "incident-response-sop.md"
+
+
+def test_bad_questions_and_k_exit_2_with_the_next_step(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DATA_DIR", str(store))
+    for args in (["search", ""], ["search", "   "], ["ask", ""]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and "the question is empty" in res.output and "hint:" in res.output
+    for k in ("0", "-3"):
+        for cmd in ("search", "ask"):
+            res = runner.invoke(app, [cmd, "latency", "--k", k])
+            assert res.exit_code == 2 and "--k must be at least 1" in res.output, res.output
+
+
+def test_a_disabled_signal_says_so(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DATA_DIR", str(store))
+    monkeypatch.setenv("KB_TEXT_MODEL", "minilm-bundled")
+    monkeypatch.setenv("KB_CLIP_MODEL", "")
+    res = runner.invoke(app, ["search", "WAL", "--signal", "image"])
+    assert res.exit_code == 2
+    assert "the image signal is disabled" in res.output and "KB_CLIP_MODEL" in res.output
+    res = runner.invoke(app, ["search", "WAL", "--signal", "colour"])
+    assert res.exit_code == 2 and "unknown signal" in res.output
+
+
+def test_ids_are_whole_at_narrow_widths(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DATA_DIR", str(store))
+    for width in ("40", "80", "160"):
+        res = runner.invoke(app, ["docs"], env={"COLUMNS": width})
+        assert res.exit_code == 0
+        for doc_id in ("incident-response-sop.md", "payments-api-spec-v1.html", "payments-api-spec-v2.txt"):
+            assert doc_id in res.stdout, (width, res.stdout)
+        assert "…" not in res.stdout
+    narrow = runner.invoke(app, ["docs"], env={"COLUMNS": "40"}).stdout
+    assert "not shown" in narrow
+
+
+def test_compression_per_document_with_the_reason(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DATA_DIR", str(store))
+    res = runner.invoke(app, ["docs"], env={"COLUMNS": "160"})
+    assert re.search(r"payments-api-spec-v2\.txt\s+│\s+\d\.\d\d×", res.stdout), res.stdout
+    assert "whole corpus" in res.stdout
+    assert "header" in res.stdout and "28 px patches" in res.stdout
+
+
+def test_ingest_lists_skipped_files_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "incident-response-sop.md", folder)
+    (folder / "notes.xyz").write_text("not a document format")
+    (folder / ".hidden.md").write_text("# hidden")
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "d"))
+    res = runner.invoke(app, ["ingest", str(folder), "--no-index"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "skipped: 1" in res.stdout
+    assert re.search(r"skipped \S*notes\.xyz: unsupported format \.xyz", res.stdout), res.stdout
+
+
+def test_ask_without_a_vlm_shows_the_passages(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DATA_DIR", str(store))
+    monkeypatch.setenv("KB_VLM_BACKEND", "none")
+    res = runner.invoke(app, ["ask", "p99 latency of POST /payments", "--k", "2"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2
+    assert "no vision-language model is configured" in res.output
+    assert "The p99 latency of POST /payments MUST be below 200 ms" in res.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -47,28 +47,43 @@ class PlainCommand(TyperCommand):
         return pieces
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
-        args: list[tuple[str, str]] = []
-        opts: list[tuple[str, str]] = []
-        for p in self.get_params(ctx):
-            record = p.get_help_record(ctx)
-            if record is None:
-                continue
-            if isinstance(p, TyperArgument):
-                args.append((_value_word(p) + ("..." if p.nargs != 1 else ""), record[1]))
-            elif isinstance(p, TyperOption):
-                names = ", ".join(sorted(p.opts, key=len))
-                if p.secondary_opts:
-                    names += " / " + ", ".join(p.secondary_opts)
-                word = "" if p.is_flag else _value_word(p)
-                opts.append((f"{names} {word}".rstrip(), record[1]))
-        for title, rows in (("Arguments", args), ("Options", opts)):
-            if rows:
-                with formatter.section(title):
-                    formatter.write_dl(rows)
+        _format_params(self, ctx, formatter)
 
 
-class _App(typer.Typer):
+class PlainGroup(TyperGroup):
+    """The same plain help for a command group (`kb models`)."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _format_params(self, ctx, formatter)
+        self.format_commands(ctx, formatter)
+
+
+def _format_params(cmd: TyperCommand | TyperGroup, ctx: Any, formatter: Any) -> None:
+    args: list[tuple[str, str]] = []
+    opts: list[tuple[str, str]] = []
+    for p in cmd.get_params(ctx):
+        record = p.get_help_record(ctx)
+        if record is None:
+            continue
+        if isinstance(p, TyperArgument):
+            args.append((_value_word(p) + ("..." if p.nargs != 1 else ""), record[1]))
+        elif isinstance(p, TyperOption):
+            names = ", ".join(sorted(p.opts, key=len))
+            if p.secondary_opts:
+                names += " / " + ", ".join(p.secondary_opts)
+            word = "" if p.is_flag else _value_word(p)
+            opts.append((f"{names} {word}".rstrip(), record[1]))
+    for title, rows in (("Arguments", args), ("Options", opts)):
+        if rows:
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+class Group(typer.Typer):
     """Every command gets the plain help form unless it asks for another class."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(cls=PlainGroup, **kw)
 
     def command(  # type: ignore[override]
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kw: Any
@@ -78,7 +93,7 @@ class _App(typer.Typer):
 
 # Plain click help: "[n]" stays literal (rich markup would eat it), usage lines read `PATHS...`, and
 # --help never imports rich.
-app = _App(
+app = Group(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -128,6 +143,13 @@ def run(fn: Callable[[], T]) -> T:
         fail(exc.message, exc.hint)
 
 
+def note(message: str) -> None:
+    """One line on stderr that the user should see (a fallback taken, a signal switched off)."""
+    from rich.markup import escape
+
+    err().print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+
+
 def load_settings(config: Path | None) -> Settings:
     """The settings for this command (a bad config is a clear error)."""
     from kb import settings
@@ -136,5 +158,11 @@ def load_settings(config: Path | None) -> Settings:
 
 
 def main() -> None:
+    import os
+
+    # Progress is ours (rich, on stderr): third-party bars ("Loading weights", downloads) stay quiet.
+    for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE", "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

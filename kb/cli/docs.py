@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from kb.cli._common import ConfigOpt, app, load_settings, out, run
+from kb.cli._table import Col, fit_table
 
 
 @app.command()
@@ -18,8 +19,6 @@ def docs(
     config: ConfigOpt = None,
 ) -> None:
     """List the ingested documents."""
-    from rich.table import Table
-
     from kb.service import KnowledgeBase
 
     kb = run(lambda: KnowledgeBase(load_settings(config)))
@@ -44,29 +43,39 @@ def docs(
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
         return
     if not records:
-        out().print(f"No documents in {kb.settings.data_dir}. Add some with: kb ingest PATH")
+        out().print(f"No documents in {kb.settings.data_dir}. Add some with: kb ingest PATH", highlight=False)
         return
-    table = Table(title=f"Documents in {kb.settings.data_dir}")
-    for col in ("id", "title", "format", "pages", "sections", "images", "compression", "ingested", "tags"):
-        table.add_column(col)
-    for d in records:
-        table.add_row(
-            d.doc_id,
-            d.title[:48],
-            d.format,
-            str(d.pages or "-"),
-            str(len(d.sections)),
-            str(len(d.image_keys)),
-            f"{d.compression:.2f}×",
-            d.ingested_at,
-            ",".join(d.tags),
-        )
-    out().print(table)
-    s = kb.stats()
+    from kb.cli.ingest import SHORT_DOC_NOTE, short_doc
+
+    st = kb.stats()
+    cols = [
+        Col("id", keep=9),
+        Col("compression", keep=8, justify="right"),
+        Col("title", keep=7, wrap=True),
+        Col("sections", keep=6, justify="right"),
+        Col("images", keep=5, justify="right"),
+        Col("pages", keep=4, justify="right"),
+        Col("format", keep=3),
+        Col("tags", keep=2, wrap=True),
+        Col("ingested", keep=1),
+    ]
+    cells = [
+        [d.doc_id, f"{d.compression:.2f}×" + ("†" if short_doc(d.text_tokens, d.visual_tokens, st.compression) else ""),
+         d.title, str(len(d.sections)), str(len(d.image_keys)), str(d.pages or "-"), d.format, ",".join(d.tags),
+         d.ingested_at]
+        for d in records
+    ]  # fmt: skip
     out().print(
-        f"{s.documents} documents, {s.sections} sections, {s.images} images, "
-        f"{s.image_bytes / 1e6:.1f} MB of images, compression {s.compression:.2f}×"
+        fit_table(f"Documents in {kb.settings.data_dir}", cols, cells, out().width, hint="--json has every field")
     )
+    out().print(
+        f"{st.documents} documents, {st.sections} sections, {st.images} images, "
+        f"{st.image_bytes / 1e6:.1f} MB of images, compression {st.compression:.2f}× "
+        f"({st.text_tokens} text / {st.visual_tokens} visual tokens, whole corpus)",
+        highlight=False,
+    )
+    if any(short_doc(d.text_tokens, d.visual_tokens, st.compression) for d in records):
+        out().print(SHORT_DOC_NOTE, style="dim", markup=False, highlight=False)
 
 
 @app.command()

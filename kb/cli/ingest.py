@@ -8,7 +8,33 @@ from typing import Annotated, Any
 
 import typer
 
-from kb.cli._common import ConfigOpt, app, err, load_settings, out, run
+from kb.cli._common import ConfigOpt, app, err, fail, load_settings, note, out, run
+from kb.cli._table import Col, fit_table
+
+SHORT_DOC_NOTE = (
+    "† compresses less than the corpus: every glyph image pays a fixed header (title and heading path) and its "
+    "height is rounded up to whole 28 px patches, which weighs most on documents of one short image"
+)
+
+
+def skipped_files(paths: list[Path]) -> list[tuple[Path, str]]:
+    """Files inside the given folders that ingest does not take, with the reason."""
+    from ingest.pipeline import iter_files
+
+    taken = set(iter_files(paths))
+    skipped: list[tuple[Path, str]] = []
+    for folder in (p for p in paths if p.is_dir()):
+        for f in sorted(folder.rglob("*")):
+            if not f.is_file() or f in taken:
+                continue
+            if any(part.startswith(".") for part in f.relative_to(folder).parts):
+                continue  # hidden files and folders (.git, .DS_Store) are not documents: not worth a line
+            skipped.append((f, f"unsupported format {f.suffix.lower() or '(no extension)'}"))
+    return skipped
+
+
+def short_doc(text_tokens: int, visual_tokens: int, corpus: float) -> bool:
+    return bool(visual_tokens) and corpus > 0 and text_tokens / visual_tokens < 0.8 * corpus
 
 
 @app.command()
@@ -33,12 +59,15 @@ def ingest(
 
     from kb.service import KnowledgeBase
 
-    kb = run(lambda: KnowledgeBase(load_settings(config)))
-    n_workers = kb.settings.ingest_workers if workers is None else workers
     missing = [p for p in paths if not p.exists()]
     if missing:
-        err().print(f"[bold red]error:[/] no such file or folder: {', '.join(map(str, missing))}")
-        raise typer.Exit(2)
+        fail(
+            f"no such file or folder: {', '.join(map(str, missing))}", "check the path (folders are walked recursively)"
+        )
+    kb = run(lambda: KnowledgeBase(load_settings(config)))
+    n_workers = kb.settings.ingest_workers if workers is None else workers
+    profile = None if no_index else run(lambda: kb.resolve_models(announce=note))
+    skipped = skipped_files(paths)
     t0 = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -71,40 +100,54 @@ def ingest(
         bar.update(task, completed=len(results))
     kb.close()
     elapsed = time.perf_counter() - t0
-    _print_ingest_summary(results, elapsed)
+    _print_ingest_summary(results, elapsed, skipped)
+    from rich.markup import escape
+
+    used = profile.describe() if profile else "none (--no-index: rendered and catalogued only)"
+    err().print(f"[dim]models: {escape(used)}[/]", highlight=False)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
 
-def _print_ingest_summary(results: list[Any], elapsed: float) -> None:
-    from rich.table import Table
+def _print_ingest_summary(results: list[Any], elapsed: float, skipped: list[tuple[Path, str]]) -> None:
+    from rich.markup import escape
 
-    table = Table(title="Ingested")
-    for col in ("document", "status", "sections", "images", "pages", "compression", "seconds"):
-        table.add_column(col, justify="left" if col in ("document", "status") else "right")
-    for r in results:
-        ratio = f"{r.text_tokens / r.visual_tokens:.2f}×" if r.visual_tokens else "-"
-        style = {"ingested": "green", "unchanged": "dim", "failed": "red"}[r.status]
-        table.add_row(
-            r.doc_id or r.path.name,
-            f"[{style}]{r.status}[/]",
-            str(r.sections),
-            str(r.images),
-            str(r.pages or "-"),
-            ratio,
-            f"{r.seconds:.1f}",
-        )
-    out().print(table)
     ok = [r for r in results if r.status != "failed"]
     failed = [r for r in results if r.status == "failed"]
     text_t = sum(r.text_tokens for r in ok)
     vis_t = sum(r.visual_tokens for r in ok)
+    corpus = text_t / vis_t if vis_t else 0.0
+    cols = [
+        Col("document", keep=9),
+        Col("status", keep=8, styles={"ingested": "green", "unchanged": "dim", "failed": "red"}),
+        Col("compression", keep=7, justify="right"),
+        Col("sections", keep=6, justify="right"),
+        Col("images", keep=5, justify="right"),
+        Col("pages", keep=3, justify="right"),
+        Col("seconds", keep=2, justify="right"),
+        Col("file", keep=1, wrap=True),
+    ]
+    rows = []
+    for r in results:
+        ratio = f"{r.text_tokens / r.visual_tokens:.2f}×" if r.visual_tokens else "-"
+        if short_doc(r.text_tokens, r.visual_tokens, corpus):
+            ratio += "†"
+        rows.append(
+            [r.doc_id or r.path.name, r.status, ratio, str(r.sections), str(r.images), str(r.pages or "-"),
+             f"{r.seconds:.1f}", str(r.path)]
+        )  # fmt: skip
+    out().print(fit_table("Ingested", cols, rows, out().width, hint="`kb docs --json` has every field"))
     out().print(
         f"documents: {len(ok)} ({sum(r.status == 'ingested' for r in ok)} ingested, "
         f"{sum(r.status == 'unchanged' for r in ok)} unchanged)  sections: {sum(r.sections for r in ok)}  "
         f"images: {sum(r.images for r in ok)}  pages: {sum(r.pages or 0 for r in ok)}  "
-        f"compression: {text_t / vis_t if vis_t else 0:.2f}× ({text_t} text / {vis_t} visual tokens)  "
-        f"failures: {len(failed)}  time: {elapsed:.1f}s"
+        f"compression: {corpus:.2f}× ({text_t} text / {vis_t} visual tokens)  "
+        f"failures: {len(failed)}  skipped: {len(skipped)}  time: {elapsed:.1f}s",
+        highlight=False,
     )
+    if any(short_doc(r.text_tokens, r.visual_tokens, corpus) for r in ok):
+        out().print(SHORT_DOC_NOTE, style="dim", markup=False, highlight=False)
     for r in failed:
-        out().print(f"[red]failed[/] {r.path}: {r.error}")
+        out().print(f"[red]failed[/] {escape(str(r.path))}: {escape(str(r.error))}", highlight=False)
+    for path, why in skipped:
+        out().print(f"[yellow]skipped[/] {escape(str(path))}: {escape(why)}", highlight=False)

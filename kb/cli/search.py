@@ -8,7 +8,21 @@ from typing import Annotated, Any
 
 import typer
 
-from kb.cli._common import ConfigOpt, app, err, load_settings, out, run
+from kb.cli._common import ConfigOpt, app, err, fail, load_settings, note, out, run
+
+
+def snippet(text: str, limit: int = 300) -> str:
+    """The start of a passage on one line, cut at a word."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def check_input(question: str, k: int | None) -> None:
+    """Refuse a blank question or k < 1 before anything loads."""
+    if not question.strip():
+        fail("the question is empty", 'ask something, e.g. kb search "p99 latency of POST /payments"')
+    if k is not None and k < 1:
+        fail(f"--k must be at least 1 (got {k})", "pass --k 1 or more (default: KB_TOP_K, 8)")
 
 
 @app.command()
@@ -27,12 +41,18 @@ def search(
     config: ConfigOpt = None,
 ) -> None:
     """Retrieve the best sections across all documents."""
+    check_input(question, k)
+    from rich.markup import escape
+
     from kb.retrieve import SearchOptions
     from kb.service import KnowledgeBase
 
     settings = load_settings(config)
     with KnowledgeBase(settings) as kb:
-        opts = SearchOptions(k=k or settings.top_k, doc_ids=doc, tags=tag, signals=signal, diversify=diverse)
+        profile = run(lambda: kb.resolve_models(announce=note))
+        opts = SearchOptions(
+            k=settings.top_k if k is None else k, doc_ids=doc, tags=tag, signals=signal, diversify=diverse
+        )
         hits = run(lambda: kb.search(question, opts))
     if as_json:
         sys.stdout.write(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=1) + "\n")
@@ -41,11 +61,11 @@ def search(
         out().print("No matching sections.")
     for n, h in enumerate(hits, 1):
         sig = " ".join(f"{s}={v:.3f}" for s, v in sorted(h.scores.items()))
-        out().print(f"[bold]{h.label(n)}[/]  [dim]score {h.score:.4f}  {sig}[/]")
-        snippet = " ".join(h.text.split())[:300]
-        out().print(f"    {snippet}")
+        out().print(f"[bold]{escape(h.label(n))}[/]  [dim]score {h.score:.4f}  {sig}[/]", highlight=False)
+        out().print(f"    {snippet(h.text)}", markup=False, highlight=False, soft_wrap=True)
         for p in h.images:
-            out().print(f"    [dim]{p}[/]")
+            out().print(f"    [dim]{escape(str(p))}[/]", highlight=False, soft_wrap=True)  # a path stays whole
+    err().print(f"[dim]models: {escape(profile.describe())}[/]", highlight=False)
 
 
 @app.command()
@@ -66,6 +86,7 @@ def ask(
     config: ConfigOpt = None,
 ) -> None:
     """Answer a question from the documents with a vision-language model, citing the sources as [n]."""
+    check_input(question, k)
     from kb.answer.prepare import Scope, prepare_answer
     from kb.answer.run import CONFIGURE_HINT, AnswerStream, generate, make_answerer
     from kb.errors import VlmError, VlmUnavailableError
@@ -77,6 +98,7 @@ def ask(
     settings = load_settings(config)
     scope = Scope(k=k, doc_ids=doc, tags=tag, cross_document=cross, mode=mode)  # type: ignore[arg-type]
     with KnowledgeBase(settings) as kb:
+        run(lambda: kb.resolve_models(announce=note))
         prep = run(lambda: prepare_answer(kb, question, scope))
     hits = prep.hits
 
@@ -104,7 +126,7 @@ def ask(
         err().print(f"[bold red]no answer:[/] {message}")
         if hint:
             err().print(f"[yellow]hint:[/] {hint}")
-        _print_sources(hits, prep.prompt.notes, cited=set())
+        _print_sources(hits, prep.prompt.notes, cited=set(), passages=True)
         raise typer.Exit(2)
 
     try:
@@ -154,7 +176,9 @@ def ask(
     )
 
 
-def _print_sources(hits: list[Any], notes: list[str], *, cited: set[int], unsent: list[Any] | None = None) -> None:
+def _print_sources(
+    hits: list[Any], notes: list[str], *, cited: set[int], unsent: list[Any] | None = None, passages: bool = False
+) -> None:
     from rich.markup import escape
 
     if not hits:
@@ -164,9 +188,11 @@ def _print_sources(hits: list[Any], notes: list[str], *, cited: set[int], unsent
     for n, h in enumerate(hits, 1):
         mark = "" if not cited or n in cited else "[dim](not cited)[/] "
         out().print(f"{mark}[bold]{escape(h.label(n))}[/]", highlight=False)
+        if passages:  # no answer to read: the passages are what the user gets
+            out().print(f"    {snippet(h.text)}", markup=False, highlight=False, soft_wrap=True)
         for p in h.images:
-            out().print(f"    [dim]{p}[/]", highlight=False)
+            out().print(f"    [dim]{escape(str(p))}[/]", highlight=False, soft_wrap=True)
     for n, h in enumerate(unsent or [], len(hits) + 1):
         out().print(f"[dim](not sent to the model) {escape(h.label(n))}[/]", highlight=False)
-    for note in notes:
-        err().print(f"[yellow]note:[/] {escape(note)}")
+    for line in notes:
+        note(line)
