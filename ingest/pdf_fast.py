@@ -107,7 +107,7 @@ def _headings(outline: list[OutlineEntry], pages: list[PageText], size: float, t
     body = [p for p in pages if p.number not in toc]
     usable = [e for e in outline if e.page is not None]
     if usable:
-        found = match_outline(usable, body)
+        found = match_outline(usable, pages)  # contents/index pages too: their outline entry names them
         if len(found) >= max(1, len(usable) // 3):
             return found
         log.info("outline matched only %d of %d entries: using numbered headings", len(found), len(usable))
@@ -133,7 +133,8 @@ def _blocks(
     for p in pages:
         if p.number in toc:
             b.flush()
-            _toc_blocks(out, p, toc[p.number], pending_notes)
+            named = [heading_of[id(ln)] for ln in p.lines if id(ln) in heading_of]
+            _toc_blocks(out, p, toc[p.number], pending_notes, named, {id(ln) for ln in p.lines if id(ln) in heading_of})
             continue
         placed: set[int] = set()
         page_tables = tables.get(p.number, [])
@@ -165,20 +166,36 @@ def _blocks(
     return out
 
 
-def _toc_blocks(out: list[Block], p: PageText, kind: str, pending: list[Block]) -> None:
-    """A contents/index page: one heading per run of such pages, entries as a list without leaders."""
-    if not (out and out[-1].kind == "list_item" and out[-1].marker == "" and out[-1].page == p.number - 1) and not (
-        out and out[-1].kind == "heading" and out[-1].text == TOC_HEADING[kind]
-    ):
-        out.extend(pending)
-        pending.clear()
-        out.append(Block("heading", TOC_HEADING[kind], level=1, page=p.number))
+def _toc_blocks(
+    out: list[Block], p: PageText, kind: str, pending: list[Block], named: list[Heading], skip: set[int]
+) -> None:
+    """A contents/index page: entries as a list without dot leaders, under the outline's heading for the
+    page when it has one ("Concept index"), else a generic "Contents"/"Index" heading once per run."""
+    headed = False
     for ln in p.lines:
+        if id(ln) in skip:
+            h = next(h for h in named if h.line_ids[0] == id(ln) or id(ln) in h.line_ids)
+            if h.line_ids[0] == id(ln):
+                out.extend(pending)
+                pending.clear()
+                out.append(Block("heading", h.text, level=max(1, min(6, h.level)), page=p.number))
+                headed = True
+            continue
         if match_key(ln.text) in ("contents", "tableofcontents", "index"):
             continue
+        if not headed and not _continues_toc(out, p.number):
+            out.extend(pending)
+            pending.clear()
+            out.append(Block("heading", TOC_HEADING[kind], level=1, page=p.number))
+        headed = True
         text = toc_entry(ln.text)
         if text:
             out.append(Block("list_item", text, level=0, marker="", page=p.number))
+
+
+def _continues_toc(out: list[Block], page: int) -> bool:
+    """The previous page's contents listing goes on here."""
+    return bool(out) and out[-1].kind == "list_item" and out[-1].marker == "" and out[-1].page == page - 1
 
 
 class _Builder:

@@ -105,10 +105,20 @@ def _find(lines: list[Line], key: str, used: set[int]) -> list[Line] | None:
             continue
         if k == key or (k.startswith(key) and len(key) >= 0.6 * len(k)):
             return [ln]
-        if key.startswith(k) and len(k) >= 3 and i + 1 < len(lines):
-            two = k + match_key(lines[i + 1].text)
-            if two == key or (two.startswith(key) and len(key) >= 0.6 * len(two)):
-                return [ln, lines[i + 1]]
+        # "Appendix A Essential programs" typeset for the outline's "A Essential programs"
+        if k.endswith(key) and len(key) >= 0.6 * len(k) and _CHAPTER_WORD.match(ln.text):
+            return [ln]
+        if key.startswith(k) and len(k) >= 3:
+            # a long title wrapped over two or three lines
+            acc = k
+            for n in range(1, 3):
+                if i + n >= len(lines):
+                    break
+                acc += match_key(lines[i + n].text)
+                if acc == key or (acc.startswith(key) and len(key) >= 0.6 * len(acc)):
+                    return lines[i : i + n + 1]
+                if not key.startswith(acc):
+                    break
         # the line carries a number the outline leaves out ("2.1 Simple compilation" vs "Simple compilation")
         m = _NUMBERED.match(ln.text)
         if best is None and m and match_key(ln.text[m.end() :]) == key:

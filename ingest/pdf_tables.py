@@ -36,10 +36,12 @@ class PdfTable:
 def find_tables(path: Path, pages: list[PageText], skip: set[int]) -> dict[int, list[PdfTable]]:
     """Tables per page number. `skip`: pages not to look at (contents/index pages)."""
     out: dict[int, list[PdfTable]] = {}
-    ruled = [p for p in pages if p.paths >= _MIN_RULES and p.lines and p.number not in skip]
+    ruled = [p for p in pages if p.hrules >= _MIN_RULES and p.lines and p.number not in skip]
     if ruled:
         for t in _ruled(path, ruled):
-            out.setdefault(t.page, []).append(t)
+            same_page = out.setdefault(t.page, [])
+            if not any(o.top < t.bottom and t.top < o.bottom and o.x0 < t.x1 and t.x0 < o.x1 for o in same_page):
+                same_page.append(t)  # nested or overlapping finds: the first (outer) one stands
     for p in pages:
         if p.number in skip:
             continue
@@ -56,18 +58,30 @@ def _ruled(path: Path, pages: list[PageText]) -> list[PdfTable]:
         log.warning("pdfplumber is not installed: ruled tables in PDFs stay text")
         return []
     found: list[PdfTable] = []
-    settings = {"vertical_strategy": "lines", "horizontal_strategy": "lines", "snap_tolerance": 3}
     try:
         with pdfplumber.open(str(path)) as pdf:
             for p in pages:
                 page = pdf.pages[p.number - 1]
+                # booktabs-style tables draw only horizontal rules: their columns come from the text
+                vertical = "lines" if p.vrules >= 2 else "text"
+                settings = {"vertical_strategy": vertical, "horizontal_strategy": "lines", "snap_tolerance": 3}
                 try:
                     tables = page.find_tables(settings)
                     for t in tables:
-                        rows = _clean_rows(t.extract())
-                        if rows:
-                            x0, top, x1, bottom = (float(v) for v in t.bbox)
-                            found.append(PdfTable(p.number, x0, top, x1, bottom, rows, header=len(rows) > 1))
+                        x0, top, x1, bottom = (float(v) for v in t.bbox)
+                        if vertical == "lines":
+                            rows = _clean_rows(t.extract())
+                            if rows and _dense(rows):
+                                found.append(PdfTable(p.number, x0, top, x1, bottom, rows, header=len(rows) > 1))
+                                continue
+                        # rows between horizontal rules; columns from where the text's pieces line up
+                        box = PdfTable(p.number, x0, top, x1, bottom, [], header=True)
+                        inside = [ln for ln in p.lines if box.holds(ln)]
+                        for run in _aligned_runs(inside):
+                            aligned = _as_table(p.number, run, len(p.lines), min_rows=2)
+                            if aligned is not None:
+                                aligned.header = True
+                                found.append(aligned)
                 finally:
                     page.close()  # pdfplumber caches each page's objects: free them as we go
     except Exception as exc:  # a table finder failure must not lose the document's text
@@ -85,7 +99,19 @@ def _clean_rows(raw: list[list[Any]]) -> list[list[str]] | None:
     cols = [j for j in range(width) if any(j < len(r) and r[j] for r in rows)]
     if len(cols) < 2:
         return None  # a framed box (code listing, note), not a table
-    return [[r[j] if j < len(r) else "" for j in cols] for r in rows]
+    rows = [[r[j] if j < len(r) else "" for j in cols] for r in rows]
+    # boxes drawn for other reasons (shaded code, page frames) give rows of one long cell
+    filled = sum(1 for r in rows if sum(1 for c in r if c) >= 2)
+    if filled < 0.6 * len(rows) or max(len(c) for r in rows for c in r) > _MAX_CELL:
+        return None
+    return rows
+
+
+def _dense(rows: list[list[str]]) -> bool:
+    """A clean grid: most rows fill most columns (a split word or a paragraph in one cell does not)."""
+    width = len(rows[0])
+    full = sum(1 for r in rows if sum(1 for c in r if c) >= max(2, width - 1))
+    return full >= 0.7 * len(rows)
 
 
 def _cell(value: Any) -> str:
@@ -96,13 +122,19 @@ def _cell(value: Any) -> str:
         part = " ".join(part.split())
         if part:
             text = join_lines(text, part) if text else part
-    return text[:_MAX_CELL]
+    return text
 
 
 def _unruled(p: PageText, taken: list[PdfTable]) -> list[PdfTable]:
     """Runs of >= 3 lines split by wide gaps into pieces that start at the same x positions."""
-    found: list[PdfTable] = []
     lines = [ln for ln in p.lines if not any(t.holds(ln) for t in taken)]
+    found = (_as_table(p.number, run, len(lines)) for run in _aligned_runs(lines))
+    return [t for t in found if t is not None]
+
+
+def _aligned_runs(lines: list[Line]) -> list[list[Line]]:
+    """Maximal runs of multi-piece lines (and wrapped-cell lines under a later column), close together."""
+    runs: list[list[Line]] = []
     i = 0
     while i < len(lines):
         if not _multi(lines[i]):
@@ -113,12 +145,9 @@ def _unruled(p: PageText, taken: list[PdfTable]) -> list[PdfTable]:
             if lines[j + 1].top - lines[j].bottom > 2.5 * max(lines[j].height, 1):
                 break
             j += 1
-        run = lines[i : j + 1]
-        t = _as_table(p.number, run, len(lines))
-        if t is not None:
-            found.append(t)
+        runs.append(lines[i : j + 1])
         i = j + 1
-    return found
+    return runs
 
 
 def _multi(ln: Line) -> bool:
@@ -133,9 +162,9 @@ def _continues(ln: Line, run: list[Line]) -> bool:
     return any(abs(ln.x0 - x) < 4 for x in starts)
 
 
-def _as_table(page: int, run: list[Line], page_lines: int) -> PdfTable | None:
+def _as_table(page: int, run: list[Line], page_lines: int, min_rows: int = 3) -> PdfTable | None:
     multi = [ln for ln in run if len(ln.segments) >= 2]
-    if len(multi) < 3:
+    if len(multi) < min_rows or not run:
         return None
     xs = sorted(s.x0 for ln in multi for s in ln.segments)
     cols: list[list[float]] = []
@@ -160,7 +189,7 @@ def _as_table(page: int, run: list[Line], page_lines: int) -> PdfTable | None:
             rows[-1] = [join_lines(a, b) if b else a for a, b in zip(rows[-1], cells, strict=True)]
         else:
             rows.append(cells)
-    if len(rows) < 3:
+    if len(rows) < min_rows:
         return None
     first = run[0]
     header = first.bold or first.size > run[-1].size + 0.5

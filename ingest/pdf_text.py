@@ -57,7 +57,8 @@ class PageText:
     height: float
     lines: list[Line]
     chars: int
-    paths: int  # vector path objects: rules and boxes (ruled tables)
+    hrules: int  # thin horizontal path objects (table rules)
+    vrules: int  # thin vertical path objects
     images: int
 
 
@@ -97,10 +98,10 @@ class _FontCache:
         if hit is None:
             n = self.raw.FPDFFont_GetBaseFontName(font, self.buf, 256)
             name = self.buf.raw[: max(0, n - 1)].decode("latin-1", "replace") if n else ""
-            weight = self.raw.FPDFFont_GetWeight(font)
             flags = self.raw.FPDFFont_GetFlags(font)
+            # the name, not FPDFFont_GetWeight: subset fonts report arbitrary weights (625 for a Regular)
             hit = _Font(
-                bold=bool(_BOLD.search(name)) or weight >= 600,
+                bold=bool(_BOLD.search(name)),
                 mono=bool(_MONO.search(name)) or bool(flags & _FIXED_PITCH and flags >= 0),
             )
             self.fonts[key] = hit
@@ -124,16 +125,22 @@ def read_pages(doc: Any, pages: list[int] | None = None) -> list[PageText]:
                 _sample_fonts(raw, textpage.raw, fonts, runs)
             finally:
                 textpage.close()
-            paths = images = 0
+            hrules = vrules = images = 0
+            box = (ctypes.c_float(), ctypes.c_float(), ctypes.c_float(), ctypes.c_float())
             for i in range(raw.FPDFPage_CountObjects(page.raw)):
-                kind = raw.FPDFPageObj_GetType(raw.FPDFPage_GetObject(page.raw, i))
-                paths += kind == raw.FPDF_PAGEOBJ_PATH
+                obj = raw.FPDFPage_GetObject(page.raw, i)
+                kind = raw.FPDFPageObj_GetType(obj)
                 images += kind == raw.FPDF_PAGEOBJ_IMAGE
+                if kind == raw.FPDF_PAGEOBJ_PATH and raw.FPDFPageObj_GetBounds(obj, *(ctypes.byref(v) for v in box)):
+                    w, h = box[2].value - box[0].value, box[3].value - box[1].value
+                    # rules are thin: a table's lines, not a code block's shaded background
+                    hrules += h < 2.5 and w > 8
+                    vrules += w < 2.5 and h > 8
         finally:
             page.close()
         lines = [ln for ln in (_line(index + 1, run) for run in runs) if ln is not None]
         nchars = sum(1 for r in runs for c in r if c.ch != " ")
-        out.append(PageText(index + 1, width, height, lines, nchars, paths, images))
+        out.append(PageText(index + 1, width, height, lines, nchars, hrules, vrules, images))
     return out
 
 
