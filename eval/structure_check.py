@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.pdf_fast import open_pdf
-from ingest.pdf_outline import _NUMBERED, OutlineEntry, match_key, read_outline
+from ingest.formats.pdf_fast import open_pdf
+from ingest.formats.pdf_outline import _NUMBERED, OutlineEntry, match_key, read_outline
 
 DEFAULT = Path(__file__).resolve().parent / "corpus" / "pdfs"
 

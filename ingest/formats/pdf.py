@@ -47,7 +47,7 @@ def _ocr_languages(settings: Settings) -> list[str]:
 
 def parse_pdf(path: Path, settings: Settings) -> ParsedDocument:
     """Text PDFs take the fast pdfium path; scanned pages (all, or some in a mixed file) go to OCR."""
-    from ingest.pdf_fast import ocr_pages, read_fast
+    from ingest.formats.pdf_fast import ocr_pages, read_fast
 
     fast = read_fast(path)  # a password, a damaged file or no pages: a clear CorruptDocumentError
     if len(fast.scanned) == fast.pages or not fast.blocks:

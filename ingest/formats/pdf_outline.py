@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.pdf_text import Line, PageText
+from ingest.formats.pdf_text import Line, PageText
 
 log = logging.getLogger(__name__)
 

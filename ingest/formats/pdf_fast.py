@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.pdf_clean import Footnotes, drop_furniture, find_toc_pages, join_lines, take_footnotes, toc_entry
-from ingest.pdf_outline import (
+from ingest.formats.pdf_clean import Footnotes, drop_furniture, find_toc_pages, join_lines, take_footnotes, toc_entry
+from ingest.formats.pdf_outline import (
     Heading,
     OutlineEntry,
     body_size,
@@ -22,8 +22,8 @@ from ingest.pdf_outline import (
     numbered_headings,
     read_outline,
 )
-from ingest.pdf_tables import PdfTable, find_tables
-from ingest.pdf_text import Line, PageText, read_pages
+from ingest.formats.pdf_tables import PdfTable, find_tables
+from ingest.formats.pdf_text import Line, PageText, read_pages
 from kb.errors import CorruptDocumentError
 from kb.types import Block
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.pdf_clean import join_lines
-from ingest.pdf_text import Line, PageText
+from ingest.formats.pdf_clean import join_lines
+from ingest.formats.pdf_text import Line, PageText
 
 log = logging.getLogger(__name__)
 

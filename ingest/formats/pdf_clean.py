@@ -7,7 +7,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ingest.pdf_text import Line, PageText
+from ingest.formats.pdf_text import Line, PageText
 
 _PAGE_NUM = re.compile(
     r"^(page\s*)?[-–—]?\s*([0-9]{1,4}|[ivxlcdm]{1,6})\s*[-–—]?(\s*(of|/)\s*[0-9]{1,4})?$", re.IGNORECASE
