@@ -309,8 +309,9 @@ def answer_metrics(
 ) -> dict[str, Any]:
     """Always: the evidence-in-context rate (evidence that reaches the VLM after the token budget).
     With a VLM configured: must_include accuracy, unanswerable handled, false refusals, cited evidence."""
+    from kb.answer.backend import make_answerer
     from kb.answer.prepare import prepare_answer
-    from kb.answer.run import generate, make_answerer
+    from kb.answer.run import generate
 
     answerer = make_answerer(settings)
     answerable = [q for q in questions if q.evidence]

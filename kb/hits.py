@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kb.labels import page_label
+
 
 @dataclass
 class Hit:
@@ -29,11 +31,7 @@ class Hit:
 
     def label(self, n: int) -> str:
         """`[n] title › heading path, p. X` — the label a VLM sees next to the image."""
-        where = (
-            f", p. {self.pages[0]}" + (f"–{self.pages[1]}" if self.pages[1] != self.pages[0] else "")
-            if self.pages
-            else ""
-        )
+        where = f", {page_label(self.pages)}" if self.pages else ""
         path = f" › {self.section}" if self.heading_path else ""
         return f"[{n}] {self.title}{path}{where}"
 

@@ -17,6 +17,7 @@ from kb.embed.factory import Embedders
 from kb.hits import Hit
 from kb.images import ImageStore
 from kb.index import BM25, IMAGE, TEXT, QdrantIndex, ScoredPoint
+from kb.labels import page_span
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,12 @@ class Retriever:
         pl = p.payload
         keys = [str(k) for k in pl.get("image_keys", [])]
         start, end = pl.get("page_start"), pl.get("page_end")
+        pages = page_span(int(start), int(end) if end is not None else None) if start is not None else None
         return Hit(
             doc=str(pl.get("doc_id", "")),
             title=str(pl.get("title", "")),
             heading_path=[str(h) for h in pl.get("heading_path", [])],
-            pages=(int(start), int(end if end is not None else start)) if start is not None else None,
+            pages=pages,
             text=str(pl.get("text", "")),
             score=p.score,
             scores=p.scores,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from kb.catalog import Catalog, DocumentRecord
 from kb.fsutil import writer_lock
 from kb.images import ImageStore, open_image_store
+from kb.labels import clean_tags
 from kb.settings import Settings
 
 if TYPE_CHECKING:
@@ -274,7 +275,7 @@ class KnowledgeBase:
 
     def set_tags(self, doc_id: str, tags: Sequence[str]) -> DocumentRecord:
         """Replace a document's tags, on its manifest and its indexed points (for tag filters)."""
-        clean = sorted({t.strip() for t in tags if t.strip()})
+        clean = clean_tags(tags)
         with writer_lock(self.settings.data_dir):
             rec = self.catalog.require(doc_id)
             rec.tags = clean

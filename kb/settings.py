@@ -135,7 +135,9 @@ class Settings(BaseSettings):
     tenant: str = "default"
 
     # Answering (VLM). "none" = retrieval only: `kb ask` prints the sources and says how to configure a VLM.
-    vlm_backend: Literal["none", "openai", "transformers"] = "none"
+    # A registered backend name (kb.answer.backend: "openai", "transformers"), or the dotted path of an
+    # AnswerBackend subclass; checked when the backend is made.
+    vlm_backend: str = "none"
     vlm_base_url: str = "http://localhost:8000/v1"  # OpenAI-compatible server (vLLM, SGLang, Ollama, LM Studio)
     vlm_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"  # served model name, hub id or local folder
     vlm_api_key: SecretStr | None = None

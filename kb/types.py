@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kb.labels import page_span
+
 BlockKind = Literal["heading", "paragraph", "list_item", "table", "code", "formula", "caption"]
 # The element kinds a section reports (issue vocabulary): headings are structure, not content.
 ElementKind = Literal["paragraph", "list", "table", "code", "formula", "caption"]
@@ -93,9 +95,7 @@ class Section:
 
     @property
     def pages(self) -> tuple[int, int] | None:
-        if self.page_start is None:
-            return None
-        return (self.page_start, self.page_end or self.page_start)
+        return page_span(self.page_start, self.page_end or None)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from kb.answer.backend import AnswerBackend
 from kb.answer.hf import TransformersAnswerer, build_messages, resolve_dtype
-from kb.answer.types import Answerer, Prompt, PromptImage
+from kb.answer.types import Prompt, PromptImage
 from kb.errors import ConfigError, ModelLoadError
 from kb.hits import Hit
 
@@ -73,7 +74,7 @@ def _decoded(vlm: TransformersAnswerer, inputs: object) -> str:
 
 def test_protocol_and_lazy_load(tiny_vlm_dir: Path) -> None:
     vlm = TransformersAnswerer(str(tiny_vlm_dir))
-    assert isinstance(vlm, Answerer)
+    assert isinstance(vlm, AnswerBackend)
     assert vlm.backend == "transformers" and vlm.model == str(tiny_vlm_dir)
     assert vlm._model is None  # nothing loads until first use
     vlm.load()
@@ -228,9 +229,10 @@ def test_missing_chat_template_is_a_clear_error(tiny_vlm_dir: Path, tmp_path: Pa
 
 def test_ask_flow_with_the_transformers_backend(tiny_vlm_dir: Path, tmp_path: Path) -> None:
     """Settings → make_answerer → build_prompt (budget, labels) → this backend → Answer, streamed and not."""
+    from kb.answer.backend import make_answerer
     from kb.answer.prepare import PreparedAnswer
     from kb.answer.prompt import build_prompt
-    from kb.answer.run import AnswerStream, generate, make_answerer
+    from kb.answer.run import AnswerStream, generate
     from kb.settings import Settings
 
     hits = []

@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from kb.answer.backend import make_answerer
 from kb.answer.openai_backend import OpenAIAnswerer
 from kb.answer.prompt import build_prompt
-from kb.answer.run import make_answerer
 from kb.cli import app
 from kb.errors import VlmError, VlmUnavailableError
 from kb.settings import Settings

@@ -21,6 +21,7 @@ import streamlit as st
 
 from ingest.formats import supported_extensions
 from kb.errors import FileTooLargeError, KbError
+from kb.labels import clean_tags, page_label, page_span, parse_tags
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestResult
@@ -77,10 +78,6 @@ def safe_upload_name(name: str) -> str:
     return name or "upload"
 
 
-def parse_tags(text: str) -> list[str]:
-    return sorted({t.strip() for t in text.replace(";", ",").split(",") if t.strip()})
-
-
 def uploads_root(settings: Settings) -> Path:
     return settings.data_dir / UPLOADS_DIR
 
@@ -121,7 +118,7 @@ def handle_uploads(
     batch = uploads_root(settings) / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     results: list[IngestResult] = []
     seen: set[str] = set()
-    tag_list = sorted({t.strip() for t in tags or [] if t.strip()})
+    tag_list = clean_tags(tags)
     for i, (raw_name, data) in enumerate(files):
         name = safe_upload_name(raw_name)
         if on_file:
@@ -400,10 +397,8 @@ def _render_preview(kb: KnowledgeBase, rec: DocumentRecord) -> None:
     if len(pages) > 1:
         i = st.slider("Image", 1, len(pages), 1, key=f"admin_preview_{rec.doc_id}") - 1
     sec, img = pages[i]
-    where = ""
-    if sec.page_start is not None:
-        end = sec.page_end if sec.page_end not in (None, sec.page_start) else None
-        where = f" · p. {sec.page_start}" + (f"–{end}" if end else "")
+    span = page_span(sec.page_start, sec.page_end)
+    where = f" · {page_label(span)}" if span else ""
     part = f" (part {sec.part}/{sec.parts})" if sec.parts > 1 else ""
     caption = f"{i + 1}/{len(pages)} · {' › '.join(sec.heading_path) or rec.title}{part}{where}"
     try:

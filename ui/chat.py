@@ -18,6 +18,7 @@ from kb.answer.conversation import Turn
 from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
 from kb.errors import KbError
 from kb.images import ImageStore
+from kb.labels import page_label
 from kb.service import KnowledgeBase
 
 HISTORY = "chat_messages"
@@ -34,8 +35,6 @@ def turns(history: list[dict[str, Any]]) -> list[Turn]:
 
 # -- one turn ----------------------------------------------------------------------------------------
 def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
-    pages = hit.pages
-    where = "" if not pages else f"p. {pages[0]}" + (f"–{pages[1]}" if pages[1] != pages[0] else "")
     path = list(hit.heading_path)
     if path and path[0] == hit.title:  # a document's top heading usually repeats its title
         path = path[1:]
@@ -43,7 +42,7 @@ def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
         "n": n,
         "title": hit.title,
         "section": " › ".join(path),
-        "pages": where,
+        "pages": page_label(hit.pages),
         "score": float(hit.score),
         "image_keys": list(hit.image_keys),
         "text": hit.text,
@@ -63,7 +62,8 @@ def answer_turn(
     kb: KnowledgeBase, question: str, history: list[dict[str, Any]], opts: dict[str, Any]
 ) -> dict[str, Any]:
     """Run one question inside the current assistant chat message; returns the message to keep in history."""
-    from kb.answer.run import CONFIGURE_HINT, AnswerStream
+    from kb.answer.backend import CONFIGURE_HINT
+    from kb.answer.run import AnswerStream
     from kb.errors import VlmUnavailableError
     from ui.state import get_answerer
 

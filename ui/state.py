@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from kb.answer.types import Answerer
+from kb.answer.backend import AnswerBackend
 from kb.service import KnowledgeBase
 from kb.settings import Settings, load_settings
 
@@ -22,7 +22,7 @@ class _Holder:
     lock: threading.Lock = field(default_factory=threading.Lock)
     key: str | None = None
     kb: KnowledgeBase | None = None
-    answerer: Answerer | None = None
+    answerer: AnswerBackend | None = None
     answerer_key: str | None = None
 
 
@@ -55,10 +55,10 @@ def get_kb(settings: Settings | None = None) -> KnowledgeBase:
         return h.kb
 
 
-def get_answerer(settings: Settings) -> Answerer | None:
+def get_answerer(settings: Settings) -> AnswerBackend | None:
     """The configured VLM backend, shared by the sessions (an in-process model loads once), or None when
     answering is off. Raises VlmUnavailableError when the configured backend cannot be used."""
-    from kb.answer.run import make_answerer
+    from kb.answer.backend import make_answerer
 
     h = _holder()
     key = _key(settings)
@@ -71,9 +71,8 @@ def get_answerer(settings: Settings) -> Answerer | None:
 
 
 def _close_answerer(h: _Holder) -> None:
-    close = getattr(h.answerer, "close", None)
-    if callable(close):
-        close()
+    if h.answerer is not None:
+        h.answerer.close()
     h.answerer = None
     h.answerer_key = None
 

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kb.answer.backend import AnswerBackend, Readiness
 from kb.answer.types import Prompt
 from kb.embed.clip import pick_device
 from kb.errors import ConfigError, ModelLoadError
+from kb.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +82,11 @@ def build_messages(prompt: Prompt) -> list[dict[str, Any]]:
     return messages
 
 
-class TransformersAnswerer:
-    """Implements `Answerer` with an in-process VLM. Loads on first use (or explicitly via `load()`)."""
+class TransformersAnswerer(AnswerBackend):
+    """An answer backend with an in-process VLM. Loads on first use (or explicitly via `load()`)."""
 
     backend = "transformers"
+    can_stream = True
 
     def __init__(
         self,
@@ -93,6 +96,7 @@ class TransformersAnswerer:
         dtype: str = "auto",
         max_new_tokens: int = 512,
     ) -> None:
+        super().__init__()
         self.model = model
         self.device_req = device
         self.dtype_req = dtype
@@ -100,13 +104,28 @@ class TransformersAnswerer:
         self.device = "cpu"
         self.dtype = "float32"
         self.load_seconds = 0.0
-        # token counts of the last generate/stream call: prompt, visual (image placeholder) and completion tokens
-        self.last_usage: dict[str, int] = {}
         self._model: Any = None
         self._processor: Any = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransformersAnswerer:
+        return cls(
+            settings.vlm_model,
+            device=settings.vlm_device,
+            dtype=settings.vlm_dtype,
+            max_new_tokens=settings.vlm_max_new_tokens,
+        )
+
     # ------------------------------------------------------------------ loading
+    def ready(self) -> Readiness:
+        """Loaded, or not loaded yet (it loads on first use); a failed load raises there, with its reason."""
+        return Readiness(True, "" if self._model is not None else "loads on first use")
+
+    def close(self) -> None:
+        with self._lock:
+            self._model = self._processor = None
+
     def load(self) -> None:
         if self._model is not None:
             return
@@ -226,7 +245,7 @@ class TransformersAnswerer:
         visual = int((ids == image_token_id).sum()) if image_token_id is not None else 0
         return {"prompt_tokens": int(ids.shape[-1]), "visual_tokens": visual, "completion_tokens": 0}
 
-    # ------------------------------------------------------------------ Answerer
+    # ------------------------------------------------------------------ answering
     def generate(self, prompt: Prompt) -> str:
         import torch
 

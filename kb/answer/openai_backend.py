@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from kb.answer.backend import AnswerBackend, Readiness
 from kb.answer.prompt import user_parts
 from kb.answer.types import Prompt
 from kb.errors import VlmError, VlmUnavailableError
@@ -63,12 +64,16 @@ def _status_hint(status: int) -> str:
     return "the VLM server failed; see its log"
 
 
-class OpenAIAnswerer:
-    """`Answerer` over HTTP. Retries connection errors, timeouts, 429 and 5xx before any output."""
+class OpenAIAnswerer(AnswerBackend):
+    """An answer backend over HTTP. Retries connection errors, timeouts, 429 and 5xx before any output."""
 
     backend = "openai"
+    can_stream = True
 
     def __init__(self, settings: Settings, *, client: httpx.Client | None = None) -> None:
+        super().__init__()
+        self.api_key = settings.vlm_api_key
+        self.connect_timeout = settings.vlm_connect_timeout
         self.model = settings.vlm_model
         self.base_url = settings.vlm_base_url.rstrip("/")
         self.max_new_tokens = settings.vlm_max_new_tokens
@@ -82,7 +87,6 @@ class OpenAIAnswerer:
             headers=headers,
             timeout=httpx.Timeout(settings.vlm_timeout, connect=settings.vlm_connect_timeout),
         )
-        self.last_usage: dict[str, int] = {}
         self.backoff = 0.5
         self.stream_usage = True  # turned off for servers that refuse `stream_options`
 
@@ -90,8 +94,24 @@ class OpenAIAnswerer:
     def url(self) -> str:
         return f"{self.base_url}/chat/completions"
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIAnswerer:
+        return cls(settings)
+
     def close(self) -> None:
         self._client.close()
+
+    def ready(self) -> Readiness:
+        """The server answers `GET /models`: any reply but a gateway or overload error means it is up
+        (some servers lack the route)."""
+        headers = {"Authorization": f"Bearer {self.api_key.get_secret_value()}"} if self.api_key else {}
+        try:
+            r = httpx.get(f"{self.base_url}/models", headers=headers, timeout=min(5.0, self.connect_timeout))
+        except httpx.HTTPError as exc:
+            return Readiness(False, f"VLM server at {self.base_url} not reachable: {exc}")
+        if r.status_code in (502, 503, 504):
+            return Readiness(False, f"VLM server at {self.base_url} answers {r.status_code}")
+        return Readiness(True)
 
     def payload(self, prompt: Prompt, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -105,7 +125,7 @@ class OpenAIAnswerer:
             body["stream_options"] = {"include_usage": True}  # token counts in the last event
         return body
 
-    # -- the Answerer protocol ---------------------------------------------------------------------
+    # -- answering ---------------------------------------------------------------------
     def generate(self, prompt: Prompt) -> str:
         body = self.payload(prompt, stream=False)
         resp = self._send(body)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from kb.answer.backend import AnswerBackend
 from kb.answer.conversation import Turn
 from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
 from kb.answer.prompt import NOT_FOUND, cited_numbers, is_refusal, prompt_text_tokens
-from kb.answer.types import Answer, Answerer, Citation, Usage
-from kb.errors import VlmUnavailableError
+from kb.answer.types import Answer, Citation, Usage
 from kb.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,42 +19,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIGURE_HINT = (
-    "configure a vision-language model: KB_VLM_BACKEND=openai with KB_VLM_BASE_URL (an OpenAI-compatible "
-    "server such as `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`, e.g. http://localhost:8000/v1) and KB_VLM_MODEL; "
-    "or KB_VLM_BACKEND=transformers with KB_VLM_MODEL (a hub id or local folder) to run it in-process"
-)
-
-
-def make_answerer(settings: Settings) -> Answerer | None:
-    """The configured backend, or None when answering is off (`vlm_backend = "none"`). Loads nothing yet."""
-    if settings.vlm_backend == "none":
-        return None
-    if settings.vlm_backend == "openai":
-        from kb.answer.openai_backend import OpenAIAnswerer
-
-        return OpenAIAnswerer(settings)
-    try:
-        mod = importlib.import_module("kb.answer.hf")
-        cls = mod.TransformersAnswerer
-    except (ImportError, AttributeError) as exc:
-        raise VlmUnavailableError(
-            f"the transformers answering backend is not available: {exc}",
-            "install the transformers extra, or use KB_VLM_BACKEND=openai with a served model",
-        ) from exc
-    answerer: Answerer = cls(
-        settings.vlm_model,
-        device=settings.vlm_device,
-        dtype=settings.vlm_dtype,
-        max_new_tokens=settings.vlm_max_new_tokens,
-    )
-    return answerer
-
 
 class AnswerStream:
     """Iterate for the answer text as it arrives; `answer` holds the full Answer once iteration ends."""
 
-    def __init__(self, prep: PreparedAnswer, answerer: Answerer, settings: Settings) -> None:
+    def __init__(self, prep: PreparedAnswer, answerer: AnswerBackend, settings: Settings) -> None:
         self.prep = prep
         self.answerer = answerer
         self.settings = settings
@@ -82,7 +50,7 @@ class AnswerStream:
 def ask(
     kb: KnowledgeBase,
     question: str,
-    answerer: Answerer,
+    answerer: AnswerBackend,
     scope: Scope | None = None,
     history: Sequence[Turn] = (),
     *,
@@ -95,14 +63,16 @@ def ask(
     return generate(prep, answerer, kb.settings)
 
 
-def generate(prep: PreparedAnswer, answerer: Answerer, settings: Settings) -> Answer:
+def generate(prep: PreparedAnswer, answerer: AnswerBackend, settings: Settings) -> Answer:
     t0 = time.perf_counter()
     # nothing retrieved or nothing fits: never ask the model to answer without sources
     text = answerer.generate(prep.prompt) if prep.prompt.sources else NOT_FOUND
     return finish(prep, answerer, settings, text, {"generate": time.perf_counter() - t0})
 
 
-def finish(prep: PreparedAnswer, answerer: Answerer, settings: Settings, text: str, timings: dict[str, float]) -> Answer:
+def finish(
+    prep: PreparedAnswer, answerer: AnswerBackend, settings: Settings, text: str, timings: dict[str, float]
+) -> Answer:
     p = prep.prompt
     by_n = {s.n: s for s in p.sources}
     cited = [n for n in cited_numbers(text) if n in by_n]
@@ -112,7 +82,7 @@ def finish(prep: PreparedAnswer, answerer: Answerer, settings: Settings, text: s
         notes.append(f"the answer cites {', '.join(f'[{n}]' for n in unknown)}, which no source has")
     # citations: every numbered source the model saw, so each [n] in the text resolves; `cited` marks the used ones
     citations = [Citation(s.n, s.hit, cited=s.n in cited) for s in p.sources]
-    raw = getattr(answerer, "last_usage", None) or {}
+    raw = answerer.last_usage
     completion = int(raw.get("completion_tokens", raw.get("completion", 0)) or 0)
     usage = Usage(
         visual_tokens=p.visual_tokens,

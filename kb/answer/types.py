@@ -1,10 +1,9 @@
-"""The answering seam: a backend turns a prepared multimodal Prompt into an Answer (or a token stream)."""
+"""What answering passes around: the multimodal Prompt a backend reads, and the Answer with its citations."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -84,17 +83,3 @@ class Answer:
             "model": self.model,
             "notes": self.notes,
         }
-
-
-@runtime_checkable
-class Answerer(Protocol):
-    backend: str
-    model: str
-
-    def generate(self, prompt: Prompt) -> str:
-        """The whole completion text."""
-        ...
-
-    def stream(self, prompt: Prompt) -> Iterator[str]:
-        """Completion text in pieces as the model produces them."""
-        ...

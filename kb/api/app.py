@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -119,7 +118,7 @@ def create_app(kb: KnowledgeBase) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        checks = {"store": _check_store(api), "images": _check_images(kb), "vlm": _check_vlm(kb)}
+        checks = {"store": _check_store(api), "images": _check_images(kb), "vlm": _check_vlm(api)}
         ready = all(v in ("ok", "not configured") for v in checks.values())
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
@@ -146,17 +145,15 @@ def _check_images(kb: KnowledgeBase) -> str:
         return "unreachable"
 
 
-def _check_vlm(kb: KnowledgeBase) -> str:
-    s = kb.settings
-    if s.vlm_backend == "none":
-        return "not configured"
-    if s.vlm_backend != "openai":
-        return "ok"  # in-process model: loaded on first use
-    headers = {"Authorization": f"Bearer {s.vlm_api_key.get_secret_value()}"} if s.vlm_api_key else {}
+def _check_vlm(api: ApiState) -> str:
     try:
-        r = httpx.get(f"{s.vlm_base_url.rstrip('/')}/models", headers=headers, timeout=min(5.0, s.vlm_connect_timeout))
-        # any answer but a gateway/overload error means the server is up (some servers lack GET /models)
-        return "unreachable" if r.status_code in (502, 503, 504) else "ok"
-    except httpx.HTTPError as exc:
-        log.warning("VLM not reachable: %s", exc)
+        ready = api.answerer_ready()
+    except KbError as exc:  # a backend that cannot be made (unknown name, missing package)
+        log.warning("VLM backend unavailable: %s", exc)
+        return "unavailable"
+    if ready is None:
+        return "not configured"
+    if not ready.ok:
+        log.warning("VLM not ready: %s", ready.detail)
         return "unreachable"
+    return "ok"

@@ -7,6 +7,7 @@ from typing import Any
 from kb.api.tenancy import user_tags
 from kb.catalog import DocumentRecord
 from kb.hits import Hit
+from kb.labels import page_span
 
 
 def image_url(key: str) -> str:
@@ -49,9 +50,7 @@ def doc_detail(rec: DocumentRecord) -> dict[str, Any]:
                 "id": s.section_id,
                 "heading_path": s.heading_path,
                 "headings": s.headings,
-                "pages": [s.page_start, s.page_end if s.page_end is not None else s.page_start]
-                if s.page_start is not None
-                else None,
+                "pages": list(span) if (span := page_span(s.page_start, s.page_end)) else None,
                 "part": s.part,
                 "parts": s.parts,
                 "kinds": s.kinds,

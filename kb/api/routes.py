@@ -21,6 +21,7 @@ from kb.api.auth import Admin, Reader
 from kb.api.convert import doc_detail, doc_summary, hit_json
 from kb.api.state import ApiState, drop_upload_dir
 from kb.errors import VlmError, VlmUnavailableError
+from kb.labels import clean_tags
 
 router = APIRouter(prefix="/v1")
 
@@ -56,8 +57,8 @@ async def upload_documents(
         raise HTTPException(422, "no files")
     if len(files) > s.api_max_files:
         raise HTTPException(413, f"at most {s.api_max_files} files per upload")
-    clean_tags = sorted({t.strip() for t in tags or [] if t.strip()})
-    if any(t.startswith(tenancy.TAG_PREFIX) for t in clean_tags):
+    tags = clean_tags(tags)
+    if any(t.startswith(tenancy.TAG_PREFIX) for t in tags):
         raise HTTPException(422, f"tags starting with {tenancy.TAG_PREFIX!r} are reserved")
     batch = st.uploads_dir / principal.tenant / uuid.uuid4().hex
     staged: list[Path] = []
@@ -80,7 +81,7 @@ async def upload_documents(
     except BaseException:
         shutil.rmtree(batch, ignore_errors=True)
         raise
-    return st.submit_upload(principal.tenant, staged, clean_tags, batch).to_json()
+    return st.submit_upload(principal.tenant, staged, tags, batch).to_json()
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 import threading
@@ -12,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ingest.workers import PreparePool
+from kb.answer.backend import AnswerBackend, Readiness, make_answerer
 from kb.answer.conversation import Turn
 from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
-from kb.answer.run import make_answerer
-from kb.answer.types import Answerer
 from kb.api import tenancy
 from kb.api.jobs import Job, JobRunner
 from kb.catalog import doc_id_for
@@ -36,22 +34,32 @@ class ApiState:
         # Job records live in the data dir: a restarted server (or another replica on the same data
         # dir) answers their status, and resumes the ones a dead server left unfinished.
         self.jobs = JobRunner(kb.settings.data_dir / "jobs")
-        self._answerer: Answerer | None = None
+        self._answerer: AnswerBackend | None = None
+        self._answerer_made = False
         self._lazy_lock = threading.Lock()
         self._pool: PreparePool | None = None
 
-    def answerer(self) -> Answerer | None:
-        """The configured VLM backend for one request. The backend is made once and keeps its HTTP
-        connections (or its loaded model); each request gets a shallow copy that shares those but
-        keeps its own per-call state (`last_usage`), so concurrent requests never mix usage."""
+    def _backend(self) -> AnswerBackend | None:
+        """The configured VLM backend, made once (not loaded); None when answering is off."""
         with self._lazy_lock:
-            if self._answerer is None:
-                made = make_answerer(self.kb.settings)
-                load = getattr(made, "load", None)
-                if callable(load):  # load in the shared instance, not in a per-request copy
-                    load()
-                self._answerer = made
-            return copy.copy(self._answerer) if self._answerer is not None else None
+            if not self._answerer_made:
+                self._answerer = make_answerer(self.kb.settings)
+                self._answerer_made = True
+            return self._answerer
+
+    def answerer(self) -> AnswerBackend | None:
+        """The configured VLM backend for one request. The backend is made and loaded once and keeps its
+        HTTP connections (or its loaded model); each request gets its own copy (`for_request`)."""
+        backend = self._backend()
+        if backend is None:
+            return None
+        backend.load()  # in the shared instance, not in a per-request copy; a no-op once loaded
+        return backend.for_request()
+
+    def answerer_ready(self) -> Readiness | None:
+        """The backend's own readiness check; None when answering is off."""
+        backend = self._backend()
+        return backend.ready() if backend is not None else None
 
     def pool(self) -> PreparePool:
         """Worker processes for the slow stage of ingest: uploads then cost searches CPU, not the GIL."""
@@ -65,10 +73,10 @@ class ApiState:
         if self._pool is not None:
             self._pool.close()
         with self._lazy_lock:
-            close = getattr(self._answerer, "close", None)
-            if callable(close):
-                close()
+            if self._answerer is not None:
+                self._answerer.close()
             self._answerer = None
+            self._answerer_made = False
 
     @property
     def uploads_dir(self) -> Path:

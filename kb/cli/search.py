@@ -87,9 +87,10 @@ def ask(
 ) -> None:
     """Answer a question from the documents with a vision-language model, citing the sources as [n]."""
     check_input(question, k)
+    from kb.answer.backend import CONFIGURE_HINT, make_answerer
     from kb.answer.prepare import Scope, prepare_answer
-    from kb.answer.run import CONFIGURE_HINT, AnswerStream, generate, make_answerer
-    from kb.errors import VlmError, VlmUnavailableError
+    from kb.answer.run import AnswerStream, generate
+    from kb.errors import KbError, VlmError
     from kb.service import KnowledgeBase
 
     if mode not in (None, "image", "text", "image+text"):
@@ -131,7 +132,7 @@ def ask(
 
     try:
         answerer = make_answerer(settings)
-    except VlmUnavailableError as exc:
+    except KbError as exc:  # unknown backend, or one that cannot be imported
         fail(exc.message, exc.hint or CONFIGURE_HINT)
         return
     if answerer is None:
@@ -157,9 +158,7 @@ def ask(
         fail(exc.message, exc.hint, partial=printed)
         return
     finally:
-        close = getattr(answerer, "close", None)
-        if callable(close):
-            close()
+        answerer.close()
     if as_json:
         sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False, indent=1) + "\n")
         return
