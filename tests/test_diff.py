@@ -76,6 +76,7 @@ VARIANTS = {
         "*Tokens* expire after\n**3600** seconds and are\nrefreshed by",
     ),
     "heading_only.md": "# Nothing here yet\n",
+    "chapter.md": f"# 3. Retries\n\n{BETA.replace('at most 3 times', 'at most 5 times')}\n\n# 4. Retention\n\n{GAMMA}\n",
 }
 
 HTML = (
@@ -167,7 +168,7 @@ def test_document_against_itself(store: tuple[KnowledgeBase, Path]) -> None:
 def test_empty_documents(store: tuple[KnowledgeBase, Path]) -> None:
     kb = store[0]
     r = run(kb, "heading_only.md", "base.md")
-    assert r.changes == [] and r.only_in_a == [] and len(r.only_in_b) >= 5
+    assert r.changes == [] and [s.section for s in r.only_in_a] == ["Nothing here yet"] and len(r.only_in_b) >= 5
     base = kb.get("base.md")
     empty = DocumentRecord.model_validate({**base.model_dump(), "doc_id": "empty", "sections": []})
     r = diff_views(doc_view(empty), doc_view(base))
@@ -239,3 +240,11 @@ def test_eval_crosscheck_scores_planted_changes(store: tuple[KnowledgeBase, Path
     data = json.loads(out.read_text())
     assert (data["found"], data["planted"], data["false_positives"]) == (1, 2, 0)
     assert data["pairs"][0]["missed_ids"] == ["x2"]
+
+
+def test_one_chapter_against_the_whole_document(store: tuple[KnowledgeBase, Path]) -> None:
+    r = run(store[0], "base.md", "chapter.md")
+    assert [(c.kind, c.summary) for c in r.changes] == [("changed", "3 times → 5 times")]
+    assert "Retries" in r.changes[0].section_a and "Retries" in r.changes[0].section_b
+    assert {s.section.split(" › ")[-1] for s in r.only_in_a} >= {"1. Authentication", "4. Timeouts", "5. Stored data"}
+    assert r.only_in_b == []

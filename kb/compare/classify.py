@@ -86,7 +86,7 @@ def classify(text_a: str, text_b: str, diffs: list[tuple[list[str], list[str]]])
     return "text", summary
 
 
-_KIND_NAME = {"sentence": "sentence", "item": "list item", "row": "table row", "line": "line"}
+_KIND_NAME = {"sentence": "sentence", "item": "list item", "row": "table row", "line": "line", "heading": "heading"}
 
 
 def classify_whole(kind: str, text: str, verb: str) -> tuple[Category, str]:

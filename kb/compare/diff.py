@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from difflib import SequenceMatcher
 from typing import Any, Literal
@@ -97,7 +98,8 @@ class _Differ:
         ka = [u.key for u in self.a.units]
         kb = [u.key for u in self.b.units]
         sm = SequenceMatcher(None, ka, kb, autojunk=False)
-        for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        ops = _scope(sm.get_opcodes(), len(ka), len(kb))
+        for tag, i1, i2, j1, j2 in ops:
             if tag == "equal":
                 for d in range(i2 - i1):
                     self._pair(i1 + d, j1 + d)
@@ -181,7 +183,8 @@ class _Differ:
         by_key: dict[str, list[tuple[_Group, int]]] = defaultdict(list)
         for g in added:
             for j in g.ub:
-                if len(self.b.units[j].toks) >= MIN_MOVE_TOKENS:
+                u = self.b.units[j]
+                if len(u.toks) >= MIN_MOVE_TOKENS or u.kind == "heading":
                     by_key[self.b.units[j].key].append((g, j))
         pairs: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
         for g in removed:
@@ -226,7 +229,8 @@ class _Differ:
         def unmatched(view: DocView, match: dict[int, int]) -> list[int]:
             return [k for k, s in enumerate(view.sections) if s.units and not any(u in match for u in s.units)]
 
-        ua, ub = unmatched(self.a, self.match_a), unmatched(self.b, self.match_b)
+        ua = [k for k in unmatched(self.a, self.match_a) if _real_heading(self.a.sections[k].path)]
+        ub = [k for k in unmatched(self.b, self.match_b) if _real_heading(self.b.sections[k].path)]
         titles_a = {self.a.sections[k].title for k in ua if self.a.sections[k].title}
         titles_b = {self.b.sections[k].title for k in ub if self.b.sections[k].title}
         only_a = [k for k in ua if self.a.sections[k].title not in titles_b or not self.a.sections[k].title]
@@ -350,6 +354,45 @@ def _with_context(
     if after and ((a and a[-1][:1].isdigit()) or (b and b[-1][:1].isdigit())):
         a, b = [*a, ta[i2][0].raw], [*b, tb[j2][0].raw]
     return a, b
+
+
+# B is a part of A (one chapter against the whole book) when the stretch of A it matches is under this
+# share of A while it matches nearly all of itself; the rest of A is then out of scope, not removed.
+PART_OF = 0.8
+
+
+def _scope(ops: Sequence[tuple[str, int, int, int, int]], na: int, nb: int) -> list[tuple[str, int, int, int, int]]:
+    """Unit opcodes, with what lies beyond the first and last anchor cut away on the side that is the
+    whole when the other side is a part of it."""
+    eq = [op for op in ops if op[0] == "equal"]
+    if not eq or not ops:
+        return list(ops)
+    span_a = eq[-1][2] - eq[0][1]
+    span_b = eq[-1][4] - eq[0][3]
+    a_whole = span_a < PART_OF * na and span_b >= PART_OF * nb
+    b_whole = span_b < PART_OF * nb and span_a >= PART_OF * na
+    if not (a_whole or b_whole):
+        return list(ops)
+    out = list(ops)
+    for k in (0, len(out) - 1):
+        tag, i1, i2, j1, j2 = out[k]
+        if tag == "equal":
+            continue
+        if a_whole:
+            i1, i2 = (i2, i2) if k == 0 else (i1, i1)
+        if b_whole:
+            j1, j2 = (j2, j2) if k == 0 else (j1, j1)
+        out[k] = ("replace" if i1 < i2 and j1 < j2 else "delete" if i1 < i2 else "insert", i1, i2, j1, j2)
+    return [op for op in out if op[1] < op[2] or op[3] < op[4]]
+
+
+def _real_heading(path: tuple[str, ...]) -> bool:
+    """A heading a parser may have made of a numbered list item or a sentence (long, or ending in
+    punctuation) does not make a section of its own: its text is reported as changes."""
+    if not path:
+        return True
+    last = path[-1].rstrip("¶ ").strip()
+    return len(last.split()) <= 12 and not last.endswith((".", ",", ";", ":"))
 
 
 def _count(toks: list[tuple[Any, int]]) -> dict[int, int]:

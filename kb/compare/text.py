@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # A superscript digit run glued to a letter is a footnote marker ("limit¹"); after a digit it is an
 # exponent (2³¹), which NFKC turns into plain digits on both sides.
 _FOOTNOTE_SUP = re.compile(r"(?<=[^\W\d_])[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
 _FOOTNOTE_REF = re.compile(r"\[(?:\d{1,3}|[a-z]|\*|†)\]|[†‡§¶](?=\s|$)")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*\)")
-_MARKUP = re.compile(r"(?<!\w)[*_]+|[*_]+(?!\w)|[`^~]|<\/?\w+[^>]*>")
+# Inline HTML left in Markdown; only known tags ("<nas@debian.org>" or "<file>" are text).
+_MARKUP = re.compile(
+    r"(?<!\w)[*_]+|[*_]+(?!\w)|[`^~]"
+    r"|</?(?:a|b|i|u|s|em|strong|sup|sub|span|code|kbd|br|small|mark|ins|del|abbr|cite|q|var|samp)\b[^<>]*>"
+)
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "‐": "-", "−": "-"})
 # Words, with numbers kept whole (3.5.8, 1,000,000, 2.5) so a changed value is one token.
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+(?:_+[^\W_]+)*|[^\s\w]", re.UNICODE)
@@ -32,23 +36,14 @@ def clean(text: str) -> str:
     return " ".join(text.split())
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     norm: str  # compared
     raw: str  # shown in summaries
-    start: int  # in the cleaned text
-    end: int
 
 
 def tokens(cleaned: str) -> list[Token]:
     """Word and number tokens (punctuation dropped: a comma or colon more is not a change)."""
-    out = []
-    for m in _TOKEN.finditer(cleaned):
-        raw = m.group()
-        if not raw[0].isalnum():
-            continue
-        out.append(Token(raw.casefold(), raw, m.start(), m.end()))
-    return out
+    return [Token(w.casefold(), w) for w in _TOKEN.findall(cleaned) if w[0].isalnum()]
 
 
 _ABBREV = frozenset(
@@ -118,7 +113,10 @@ _NUMBERING = re.compile(
 )
 
 
+def strip_numbering(heading: str) -> str:
+    return _NUMBERING.sub("", heading, count=1)
+
+
 def title_key(heading: str) -> str:
     """A heading without its numbering, normalised: "4.2 Limits" and "5.1. Limits" are the same title."""
-    stripped = _NUMBERING.sub("", clean(heading), count=1)
-    return " ".join(t.norm for t in tokens(stripped))
+    return " ".join(t.norm for t in tokens(strip_numbering(clean(heading))))

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from kb.catalog import DocumentRecord, SectionRecord
-from kb.compare.text import Token, clean, is_furniture, sentences, title_key, tokens
+from kb.compare.text import Token, clean, is_furniture, sentences, strip_numbering, title_key, tokens
 from kb.spans import BlockSpan, decode_blocks
 
 UnitKind = str  # "sentence" | "item" | "row" | "line"
@@ -31,10 +31,17 @@ class Unit:
     section: int  # index into DocView.sections
     page: int | None
     spans: list[Span]
+    key: str = ""  # the normalised words, what alignment compares
 
-    @property
-    def key(self) -> str:
-        return " ".join(t.norm for t in self.toks)
+    def __post_init__(self) -> None:
+        self.key = " ".join(t.norm for t in self.toks)
+
+    def extend(self, more: str, span: Span) -> None:
+        """A paragraph or list item cut between two images, made whole again."""
+        self.text = clean(self.text + " " + more)
+        self.toks = tokens(self.text)
+        self.key = " ".join(t.norm for t in self.toks)
+        self.spans.append(span)
 
 
 @dataclass
@@ -92,6 +99,17 @@ class _Builder:
         self.sections.append(CSection(path, title_key(text)))
         self.open_para = False
 
+    def heading_unit(self, ri: int, text: str, b: BlockSpan) -> None:
+        """The heading's words, without its numbering, are a unit too: one parser's heading is another's
+        numbered list item or paragraph, and a renamed heading is a change; a renumbered one is not."""
+        title = title_key(text)
+        if title:
+            sec = self.section()
+            self.units.append(
+                Unit("heading", strip_numbering(clean(text)), tokens(title), sec, b.page, [Span(ri, b.start, b.end)])
+            )
+            self.sections[sec].units.append(len(self.units) - 1)
+
     def add(self, kind: UnitKind, raw: str, page: int | None, span: Span) -> None:
         text = clean(raw)
         toks = tokens(text)
@@ -107,11 +125,8 @@ class _Builder:
         if continued and self.open_para and self.units and parts:
             # A paragraph cut between two images: its first piece ends the previous sentence.
             first = parts.pop(0)
-            u = self.units[-1]
-            u.text = clean(u.text + " " + first)
-            u.toks = tokens(u.text)
             at = text.find(first)
-            u.spans.append(Span(ri, b.start + max(at, 0), b.start + max(at, 0) + len(first)))
+            self.units[-1].extend(first, Span(ri, b.start + max(at, 0), b.start + max(at, 0) + len(first)))
             start = b.start + max(at, 0) + len(first)
         body = self.rec.sections[ri].text
         for s in parts:
@@ -128,6 +143,7 @@ class _Builder:
         if b.kind == "heading":
             if not continued:
                 self.heading(text, max(1, b.level))
+                self.heading_unit(ri, text, b)
             return
         if b.kind in ("paragraph", "caption"):
             self.paragraph(ri, text, b, continued)
@@ -135,10 +151,7 @@ class _Builder:
         self.open_para = False
         if b.kind == "list_item":
             if b.marker_len == 0 and continued and self.units and self.units[-1].kind == "item":
-                u = self.units[-1]  # a list item cut between two images
-                u.text = clean(u.text + " " + text)
-                u.toks = tokens(u.text)
-                u.spans.append(Span(ri, b.start, b.end))
+                self.units[-1].extend(text, Span(ri, b.start, b.end))  # a list item cut between two images
                 return
             self.add("item", text[b.marker_len :], b.page, Span(ri, b.start + b.marker_len, b.end))
             return
