@@ -21,6 +21,7 @@ from qdrant_client import QdrantClient, models
 
 from kb.embed.base import EmbedderSpec, SparseVector
 from kb.errors import ConfigError, KbError, StoreLockedError
+from kb.fsutil import record_store_holder, store_holder
 from kb.local_mirror import LocalMirror, forget_client, is_local_client, mirror_for
 from kb.rwlock import RWLock
 from kb.settings import Settings
@@ -83,14 +84,21 @@ def open_client(settings: Settings, *, location: str | None = None) -> QdrantCli
         return QdrantClient(url=settings.qdrant_url, api_key=key, timeout=settings.qdrant_timeout)
     settings.qdrant_path.mkdir(parents=True, exist_ok=True)
     try:
-        return QdrantClient(path=str(settings.qdrant_path))
+        client = QdrantClient(path=str(settings.qdrant_path))
     except RuntimeError as exc:
         if "already accessed" in str(exc):
+            who = store_holder(settings.qdrant_path)
             raise StoreLockedError(
-                f"the embedded store {settings.qdrant_path} is open in another process (local mode allows one)",
-                "stop the other kb process (e.g. `kb ui`), or run a Qdrant server and set KB_QDRANT_URL",
+                f"the embedded store {settings.qdrant_path} is open in "
+                + (who or "another process")
+                + " (local mode allows one process)",
+                (f"stop {who.split(' (')[0]}" if who else "stop the other kb process (e.g. `kb ui`)")
+                + ", point this command at it with KB_SERVER_URL if it is `kb serve`, "
+                "or run a Qdrant server and set KB_QDRANT_URL",
             ) from exc
         raise
+    record_store_holder(settings.qdrant_path)
+    return client
 
 
 class QdrantIndex:

@@ -35,6 +35,8 @@ def doc_summary(rec: DocumentRecord) -> dict[str, Any]:
         "sha256": rec.file_sha256,
         "sections": len(rec.sections),
         "images": len(set(rec.image_keys)),
+        "text_tokens": rec.text_tokens,  # compression = text_tokens / visual_tokens
+        "visual_tokens": rec.visual_tokens,
         "tags": user_tags(rec),
         "ingested_at": rec.ingested_at,
         "ocr_used": rec.ocr_used,

@@ -195,7 +195,13 @@ class ApiState:
                         cur = self.kb.catalog.get(res.doc_id)
                         if cur is not None and sorted(cur.tags) != want:
                             self.kb.set_tags(res.doc_id, want)
-                entry.update(sections=res.sections, images=res.images, pages=res.pages)
+                entry.update(
+                    sections=res.sections,
+                    images=res.images,
+                    pages=res.pages,
+                    text_tokens=res.text_tokens,
+                    visual_tokens=res.visual_tokens,
+                )
                 if res.warnings:
                     entry["warnings"] = [_scrub(w, path) for w in res.warnings]
                 if staged_root:  # keep exactly the copy the manifest now names; drop the other one

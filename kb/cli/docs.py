@@ -9,16 +9,34 @@ from typing import Annotated
 
 import typer
 
+from kb.cli._client import ServerOpt, server_url
 from kb.cli._common import ConfigOpt, app, load_settings, out, run
 from kb.cli._table import Col, fit_table
+
+DOC_COLS = [
+    Col("id", keep=9),
+    Col("compression", keep=8, justify="right"),
+    Col("title", keep=7, wrap=True),
+    Col("sections", keep=6, justify="right"),
+    Col("images", keep=5, justify="right"),
+    Col("pages", keep=4, justify="right"),
+    Col("format", keep=3),
+    Col("tags", keep=2, wrap=True),
+    Col("ingested", keep=1),
+]
 
 
 @app.command()
 def docs(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    server: ServerOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """List the ingested documents."""
+    url = server_url(server)
+    if url:
+        _docs_remote(url, as_json)
+        return
     from kb.service import KnowledgeBase
 
     kb = run(lambda: KnowledgeBase(load_settings(config)))
@@ -48,17 +66,6 @@ def docs(
     from kb.cli.ingest import SHORT_DOC_NOTE, short_doc
 
     st = kb.stats()
-    cols = [
-        Col("id", keep=9),
-        Col("compression", keep=8, justify="right"),
-        Col("title", keep=7, wrap=True),
-        Col("sections", keep=6, justify="right"),
-        Col("images", keep=5, justify="right"),
-        Col("pages", keep=4, justify="right"),
-        Col("format", keep=3),
-        Col("tags", keep=2, wrap=True),
-        Col("ingested", keep=1),
-    ]
     cells = [
         [d.doc_id, f"{d.compression:.2f}×" + ("†" if short_doc(d.text_tokens, d.visual_tokens, st.compression) else ""),
          d.title, str(len(d.sections)), str(len(d.image_keys)), str(d.pages or "-"), d.format, ",".join(d.tags),
@@ -66,7 +73,7 @@ def docs(
         for d in records
     ]  # fmt: skip
     out().print(
-        fit_table(f"Documents in {kb.settings.data_dir}", cols, cells, out().width, hint="--json has every field")
+        fit_table(f"Documents in {kb.settings.data_dir}", DOC_COLS, cells, out().width, hint="--json has every field")
     )
     out().print(
         f"{st.documents} documents, {st.sections} sections, {st.images} images, "
@@ -90,3 +97,45 @@ def delete(
         for d in doc_ids:
             rec = run(partial(kb.delete, d))
             out().print(f"deleted {rec.doc_id} ({len(rec.sections)} sections)")
+
+
+def _docs_remote(url: str, as_json: bool) -> None:
+    from kb.cli._client import Server
+    from kb.cli.ingest import SHORT_DOC_NOTE, short_doc
+
+    with Server(url) as remote:
+        docs = remote.documents()
+    rows = [
+        {
+            "doc": d["id"], "title": d["title"], "file": d.get("name"), "format": d.get("format"), "pages": d.get("pages"),
+            "sections": d.get("sections"), "images": d.get("images"), "text_tokens": d.get("text_tokens"),
+            "visual_tokens": d.get("visual_tokens"), "ingested_at": d.get("ingested_at"), "tags": d.get("tags"),
+        }
+        for d in docs
+    ]  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return
+    if not rows:
+        out().print(f"No documents on {url}. Add some with: kb ingest PATH", highlight=False)
+        return
+    text_t = sum(int(r["text_tokens"] or 0) for r in rows)
+    vis_t = sum(int(r["visual_tokens"] or 0) for r in rows)
+    corpus = text_t / vis_t if vis_t else 0.0
+
+    def ratio(r: dict[str, object]) -> str:
+        t, v = int(str(r["text_tokens"] or 0)), int(str(r["visual_tokens"] or 0))
+        return f"{t / v:.2f}×" + ("†" if short_doc(t, v, corpus) else "") if v else "-"
+
+    cells = [
+        [str(r["doc"]), ratio(r), str(r["title"]), str(r["sections"]), str(r["images"]), str(r["pages"] or "-"),
+         str(r["format"]), ",".join(map(str, r["tags"] or [])), str(r["ingested_at"])]
+        for r in rows
+    ]  # fmt: skip
+    out().print(fit_table(f"Documents on {url}", DOC_COLS, cells, out().width, hint="--json has every field"))
+    out().print(
+        f"{len(rows)} documents, compression {corpus:.2f}× ({text_t} text / {vis_t} visual tokens, whole corpus)",
+        highlight=False,
+    )
+    if any(short_doc(int(r["text_tokens"] or 0), int(r["visual_tokens"] or 0), corpus) for r in rows):
+        out().print(SHORT_DOC_NOTE, style="dim", markup=False, highlight=False)

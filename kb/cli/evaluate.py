@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from kb.cli._common import ConfigOpt, app, err, fail, load_settings, run
+from kb.cli._common import ConfigOpt, app, err, fail, load_settings, note, run
 
 
 @app.command("eval")
@@ -54,7 +54,12 @@ def eval_cmd(
 
     ks = sorted({int(x) for x in k.split(",") if x.strip()})
     sigs = [s.strip() for s in signals.split(",") if s.strip()]
-    settings = load_settings(config)
+    from kb.modelhub import resolve_profile
+
+    profile = run(lambda: resolve_profile(load_settings(config)))
+    if profile.note:
+        note(profile.note)
+    settings = profile.settings
     res = run(
         lambda: run_eval(
             settings, questions, docs_dir, ks=ks, signals=sigs, baseline=baseline, store=store, log=err().print

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kb.cli._client import ServerOpt, server_url
 from kb.cli._common import ConfigOpt, app, err, fail, load_settings, note, out, run
 from kb.cli._table import Col, fit_table
 
@@ -52,6 +53,7 @@ def ingest(
             "0 = all in this process); each loads its own models",
         ),
     ] = None,
+    server: ServerOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Parse, section, render and index documents into the knowledge base."""
@@ -64,6 +66,10 @@ def ingest(
         fail(
             f"no such file or folder: {', '.join(map(str, missing))}", "check the path (folders are walked recursively)"
         )
+    url = server_url(server)
+    if url:
+        _ingest_remote(url, paths, tag)
+        return
     kb = run(lambda: KnowledgeBase(load_settings(config)))
     n_workers = kb.settings.ingest_workers if workers is None else workers
     profile = None if no_index else run(lambda: kb.resolve_models(announce=note))
@@ -151,3 +157,29 @@ def _print_ingest_summary(results: list[Any], elapsed: float, skipped: list[tupl
         out().print(f"[red]failed[/] {escape(str(r.path))}: {escape(str(r.error))}", highlight=False)
     for path, why in skipped:
         out().print(f"[yellow]skipped[/] {escape(str(path))}: {escape(why)}", highlight=False)
+
+
+def _ingest_remote(url: str, paths: list[Path], tags: list[str] | None) -> None:
+    """Upload the files to a running `kb serve` (an admin key in KB_SERVER_KEY) and wait for its jobs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.pipeline import iter_files
+    from kb.cli._client import Server
+
+    files = list(iter_files(paths))
+    skipped = skipped_files(paths)
+    t0 = time.perf_counter()
+    with Server(url) as remote, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err(), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("uploading", total=len(files))
+
+        def on_file(p: Path, i: int, n: int) -> None:
+            bar.update(task, total=n, completed=i, description=p.name)
+
+        results = remote.ingest(files, tags, on_file)
+    _print_ingest_summary(results, time.perf_counter() - t0, skipped)
+    err().print(f"[dim]models: those of the kb server at {url}[/]", highlight=False)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)

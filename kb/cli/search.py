@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from kb.cli._common import ConfigOpt, app, err, fail, load_settings, note, out, run
+from kb.cli._client import ServerOpt, server_url
+from kb.cli._common import ConfigOpt, app, err, load_settings, note, out, run
+from kb.cli._common import fail as fail_with
 
 
 def snippet(text: str, limit: int = 300) -> str:
@@ -20,9 +22,9 @@ def snippet(text: str, limit: int = 300) -> str:
 def check_input(question: str, k: int | None) -> None:
     """Refuse a blank question or k < 1 before anything loads."""
     if not question.strip():
-        fail("the question is empty", 'ask something, e.g. kb search "p99 latency of POST /payments"')
+        fail_with("the question is empty", 'ask something, e.g. kb search "p99 latency of POST /payments"')
     if k is not None and k < 1:
-        fail(f"--k must be at least 1 (got {k})", "pass --k 1 or more (default: KB_TOP_K, 8)")
+        fail_with(f"--k must be at least 1 (got {k})", "pass --k 1 or more (default: KB_TOP_K, 8)")
 
 
 @app.command()
@@ -38,22 +40,32 @@ def search(
         bool | None, typer.Option("--diverse/--no-diverse", help="per-document quota (default: automatic)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable hits")] = False,
+    server: ServerOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Retrieve the best sections across all documents."""
     check_input(question, k)
     from rich.markup import escape
 
-    from kb.retrieve import SearchOptions
-    from kb.service import KnowledgeBase
+    url = server_url(server)
+    if url:
+        from kb.cli._client import Server
 
-    settings = load_settings(config)
-    with KnowledgeBase(settings) as kb:
-        profile = run(lambda: kb.resolve_models(announce=note))
-        opts = SearchOptions(
-            k=settings.top_k if k is None else k, doc_ids=doc, tags=tag, signals=signal, diversify=diverse
-        )
-        hits = run(lambda: kb.search(question, opts))
+        with Server(url) as remote:
+            hits = remote.search(question, k=k, doc_ids=doc, tags=tag, signals=signal, diverse=diverse)
+        used = f"the kb server at {url}"
+    else:
+        from kb.retrieve import SearchOptions
+        from kb.service import KnowledgeBase
+
+        settings = load_settings(config)
+        with KnowledgeBase(settings) as kb:
+            profile = run(lambda: kb.resolve_models(announce=note))
+            opts = SearchOptions(
+                k=settings.top_k if k is None else k, doc_ids=doc, tags=tag, signals=signal, diversify=diverse
+            )
+            hits = run(lambda: kb.search(question, opts))
+        used = profile.describe()
     if as_json:
         sys.stdout.write(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=1) + "\n")
         return
@@ -65,7 +77,7 @@ def search(
         out().print(f"    {snippet(h.text)}", markup=False, highlight=False, soft_wrap=True)
         for p in h.images:
             out().print(f"    [dim]{escape(str(p))}[/]", highlight=False, soft_wrap=True)  # a path stays whole
-    err().print(f"[dim]models: {escape(profile.describe())}[/]", highlight=False)
+    err().print(f"[dim]models: {escape(used)}[/]", highlight=False)
 
 
 @app.command()
@@ -83,6 +95,7 @@ def ask(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable answer, citations, usage, timings")] = False,
     no_stream: Annotated[bool, typer.Option("--no-stream", help="print the answer only when complete")] = False,
+    server: ServerOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Answer a question from the documents with a vision-language model, citing the sources as [n]."""
@@ -94,8 +107,12 @@ def ask(
     from kb.service import KnowledgeBase
 
     if mode not in (None, "image", "text", "image+text"):
-        err().print(f"[bold red]error:[/] unknown --mode {mode!r}; use image, text or image+text")
-        raise typer.Exit(2)
+        fail_with(f"unknown --mode {mode!r}", "use image, text or image+text")
+    url = server_url(server)
+    if url:
+        body = {"question": question, "k": k, "doc_ids": doc, "tags": tag, "mode": mode, "cross": cross}
+        _ask_remote(url, body, as_json=as_json, stream=not (as_json or no_stream))
+        return
     settings = load_settings(config)
     scope = Scope(k=k, doc_ids=doc, tags=tag, cross_document=cross, mode=mode)  # type: ignore[arg-type]
     with KnowledgeBase(settings) as kb:
@@ -195,3 +212,59 @@ def _print_sources(
         out().print(f"[dim](not sent to the model) {escape(h.label(n))}[/]", highlight=False)
     for line in notes:
         note(line)
+
+
+def _ask_remote(url: str, body: dict[str, Any], *, as_json: bool, stream: bool) -> None:
+    """`kb ask` through a running `kb serve`: the same answer, sources and errors as a local run."""
+    from kb.cli._client import NoVlm, Server
+
+    with Server(url) as remote:
+        try:
+            answer: dict[str, Any] | None = None
+            if stream:
+                for event, data in remote.ask_stream(body):
+                    if event == "delta":
+                        sys.stdout.write(data["text"])
+                        sys.stdout.flush()
+                    elif event == "answer":
+                        sys.stdout.write("\n")
+                        answer = data
+                    elif event == "error":
+                        sys.stdout.write("\n")
+                        err().print("[bold red]the answer was cut off[/] — do not rely on the text above.")
+                        fail_with(str(data.get("error")), "try again later")
+            else:
+                res = remote.http.post("/v1/ask", json=body)
+                if res.status_code >= 400:
+                    remote._raise(res)
+                answer = res.json()
+        except NoVlm as exc:
+            hits = remote.search(
+                str(body["question"]),
+                k=body["k"],
+                doc_ids=body["doc_ids"],
+                tags=body["tags"],
+                signals=None,
+                diverse=None,
+            )
+            if as_json:
+                cites = [{"n": n, **h.to_json()} for n, h in enumerate(hits, 1)]
+                doc = {"answer": None, "error": exc.message, "hint": exc.hint, "citations": cites}
+                sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+                raise typer.Exit(2) from None
+            err().print(f"[bold red]no answer:[/] {exc.message}", highlight=False)
+            err().print("[yellow]hint:[/] the server has no vision-language model: set KB_VLM_BACKEND there")
+            _print_sources(hits, [], cited=set(), passages=True)
+            raise typer.Exit(2) from None
+        assert answer is not None
+        if as_json:
+            sys.stdout.write(json.dumps(answer, ensure_ascii=False, indent=1) + "\n")
+            return
+        if not stream:
+            out().print(answer.get("answer") or answer.get("text") or "", markup=False, highlight=False)
+        cites = answer.get("citations") or []
+        _print_sources(
+            [remote.hit(c) for c in cites],
+            list(answer.get("notes") or []),
+            cited={c["n"] for c in cites if c.get("cited")},
+        )

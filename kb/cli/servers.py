@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from kb.cli._common import ConfigOpt, HostOpt, app, err, load_settings
+from kb.cli._common import ConfigOpt, HostOpt, app, err, load_settings, note, run
 
 
 @app.command()
@@ -84,5 +84,6 @@ def serve(
 
         torch.set_num_threads(torch_threads)
     with KnowledgeBase(settings) as kb:
+        run(lambda: kb.resolve_models(announce=note))
         err().print(f"Glyph KB API on http://{host}:{port}  (OpenAPI: /docs, Ctrl+C to stop)")
         uvicorn.run(create_app(kb), host=host, port=port, log_level="info", access_log=access_log)

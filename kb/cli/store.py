@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb.cli._common import ConfigOpt, app, load_settings, out, run
+from kb.cli._common import ConfigOpt, app, load_settings, note, out, run
 
 
 @app.command()
@@ -11,6 +11,7 @@ def reindex(config: ConfigOpt = None) -> None:
     from kb.service import KnowledgeBase
 
     with KnowledgeBase(load_settings(config)) as kb:
+        run(lambda: kb.resolve_models(announce=note))
         n = run(kb.reindex)
     out().print(f"indexed {n} section(s)")
 
