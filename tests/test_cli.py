@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -247,3 +248,77 @@ def test_ask_without_a_vlm_shows_the_passages(store: Path, monkeypatch: pytest.M
     assert res.exit_code == 2
     assert "no vision-language model is configured" in res.output
     assert "The p99 latency of POST /payments MUST be below 200 ms" in res.stdout
+
+
+def _comparable(hits: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    """A hit without where its images live, scores to 3 places (the server batches query encodings)."""
+    return [
+        (h["doc"], h["section"], h["text"], round(float(str(h["score"])), 3),
+         sorted((k, round(v, 3)) for k, v in dict(h["scores"]).items()))  # type: ignore[call-overload]
+        for h in hits
+    ]  # fmt: skip
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_thin_client_of_a_running_server_and_the_lock_names_it(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kb search/docs/ask/ingest through a real `kb serve` answer as a local run; the store it holds is refused
+    to a second process with the holder's pid and command."""
+    import httpx
+
+    data = tmp_path / "kb_data"
+    shutil.copytree(store, data)
+    monkeypatch.setenv("KB_DATA_DIR", str(data))
+    monkeypatch.setenv("KB_TEXT_MODEL", "minilm-bundled")
+    monkeypatch.setenv("KB_CLIP_MODEL", "")
+    local = runner.invoke(app, ["search", "p99 latency of POST /payments", "--k", "2", "--json"])
+    assert local.exit_code == 0, local.output
+    key = "admin-key-for-the-cli-test"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "KB_API_KEYS": json.dumps([{"key": key, "role": "admin", "tenants": ["default"]}]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli", "serve", "--port", str(port), "--no-access-log"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.2)
+        monkeypatch.setenv("KB_SERVER_KEY", key)
+        remote = runner.invoke(app, ["search", "p99 latency of POST /payments", "--k", "2", "--json", "--server", url])
+        assert remote.exit_code == 0, remote.output
+        assert _comparable(json.loads(remote.stdout)) == _comparable(json.loads(local.stdout))
+        monkeypatch.setenv("KB_SERVER_URL", url)
+        res = runner.invoke(app, ["docs"], env={"COLUMNS": "120"})
+        assert res.exit_code == 0 and "payments-api-spec-v1.html" in res.stdout and "×" in res.stdout
+        res = runner.invoke(app, ["ask", "p99 latency of POST /payments", "--k", "1"], env={"COLUMNS": "200"})
+        assert res.exit_code == 2 and "The p99 latency of POST /payments MUST be below 200 ms" in res.stdout
+        monkeypatch.delenv("KB_SERVER_URL")
+        res = runner.invoke(app, ["gc"])  # a second process on the store the server holds
+        assert res.exit_code == 2
+        assert f"process {proc.pid} (" in res.output and " serve --port" in res.output, res.output
+        monkeypatch.setenv("KB_SERVER_KEY", "not-the-key-at-all")
+        res = runner.invoke(app, ["docs", "--server", url])
+        assert res.exit_code == 2 and "KB_SERVER_KEY" in res.output
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    res = runner.invoke(app, ["docs", "--server", url])
+    assert res.exit_code == 2 and "cannot reach the kb server" in res.output and "kb serve" in res.output
