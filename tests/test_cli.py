@@ -322,3 +322,26 @@ def test_thin_client_of_a_running_server_and_the_lock_names_it(
         proc.wait(60)
     res = runner.invoke(app, ["docs", "--server", url])
     assert res.exit_code == 2 and "cannot reach the kb server" in res.output and "kb serve" in res.output
+
+
+def test_writer_lock_error_names_the_holding_process(tmp_path: Path) -> None:
+    from kb.errors import StoreLockedError
+    from kb.fsutil import writer_lock
+
+    script = tmp_path / "long_ingest.py"
+    script.write_text(
+        "import sys, time\nfrom pathlib import Path\nfrom kb.fsutil import writer_lock\n"
+        "with writer_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "data")],
+        env=_clean_env(), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(StoreLockedError) as info, writer_lock(tmp_path / "data", timeout=0.2):
+            pass
+        assert f"process {proc.pid} (long_ingest.py " in info.value.message
+    finally:
+        proc.kill()
+        proc.wait(10)
