@@ -281,6 +281,7 @@ class Ingestor:
             ocr_used=ocr_used,
             render_fingerprint=self.fingerprint,
             tokenizer=self.counter.name,
+            render_profile=self.settings.render_profile,
             ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
             tags=sorted(set(tags) | set(old.tags if old else [])),
             warnings=warnings,

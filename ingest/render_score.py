@@ -173,8 +173,9 @@ class Score:
         return self.judged and not self.failures(t)
 
 
-def rendered_parts(renderer: GlyphRenderer, doc: SampleDoc, sections: Sequence[Section] | None = None
-                   ) -> list[tuple[Section, Image.Image, str]]:
+def rendered_parts(
+    renderer: GlyphRenderer, doc: SampleDoc, sections: Sequence[Section] | None = None
+) -> list[tuple[Section, Image.Image, str]]:
     """(part, image, content text) for a document's sections, in order."""
     content = ContentText(doc.blocks)
     out = []

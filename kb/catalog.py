@@ -67,6 +67,7 @@ class DocumentRecord(BaseModel):
     pages: int | None = None
     ocr_used: bool = False
     render_fingerprint: str
+    render_profile: str = ""  # the render profile (kb tune-render) its images were drawn with; "" = [render]
     tokenizer: str = ""  # what counted text_tokens (e.g. "all-MiniLM-L6-v2 WordPiece"); "" in old manifests
     ingested_at: str
     tags: list[str] = Field(default_factory=list)

@@ -301,6 +301,21 @@ class KnowledgeBase:
                 self.catalog.put(rec)
             return n
 
+    def stale_renders(self) -> list[DocumentRecord]:
+        """Documents rendered with another render configuration or profile than the current one."""
+        from ingest.pipeline import render_fingerprint
+
+        now = render_fingerprint(self.settings.render, self.settings.token_counter)
+        return [d for d in self.documents() if d.render_fingerprint != now]
+
+    def rerender(self, *, on_file: Callable[[Path, int, int], None] | None = None) -> tuple[list[IngestResult], list[str]]:
+        """Re-render (and re-index) every stale document from its source file, the way a model change is
+        followed by a reindex. Returns the results and the ids of stale documents whose source is gone."""
+        stale = self.stale_renders()
+        paths = [Path(d.source_path) for d in stale if Path(d.source_path).is_file()]
+        gone = [d.doc_id for d in stale if not Path(d.source_path).is_file()]
+        return (self.ingest(paths, on_file=on_file) if paths else []), gone
+
     def gc(self) -> int:
         """Drop images that no manifest references (left by a crash mid-ingest)."""
         with writer_lock(self.settings.data_dir):

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,15 +40,19 @@ class RenderConfig(BaseModel):
     word_spacing: float = Field(default=0.1, ge=0.0, le=1.0, description="extra space between words, in font sizes")
     letter_spacing: float = Field(default=0.0, ge=0.0, le=0.5, description="extra space after every character, in em")
     slash_spacing: float = Field(
-        default=0.0, ge=0.0, le=0.5, description="extra space each side of / and \\, in em (paths stay legible)"
+        default=0.05, ge=0.0, le=0.5, description="extra space each side of / and \\, in em (paths stay legible)"
     )
     dash_spacing: float = Field(
-        default=0.0, ge=0.0, le=0.5, description="extra space between the hyphens of --options, in em"
+        default=0.1, ge=0.0, le=0.5, description="extra space between the hyphens of --options, in em"
     )
     cjk_scale: float = Field(
         default=1.4, ge=1.0, le=3.0, description="font size multiplier for CJK-dominant blocks (small CJK is illegible)"
     )
     columns: int = Field(default=2, ge=1, le=6, description="text columns per image (fewer when too narrow)")
+    gutter: float = Field(default=1.6, ge=0.5, le=6.0, description="space between columns, in font sizes")
+    min_column_lines: int = Field(
+        default=8, ge=1, le=100, description="a band whose columns would be shorter is drawn as one wide column"
+    )
     block_gap: float = Field(default=0.3, ge=0.0, le=3.0, description="vertical gap between blocks, in font sizes")
     margin: int = Field(default=2, ge=0, le=200, description="outer margin in px at scale 1")
     scale: float = Field(default=1.0, gt=0.25, le=4.0, description="dpi-equivalent multiplier for every size")
@@ -96,6 +100,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./kb_data")
     render: RenderConfig = RenderConfig()
+    # A profile saved by `kb tune-render` (a name under data_dir/render_profiles, or a .json path) replaces
+    # [render]; manifests record it, and documents rendered otherwise are re-rendered (`kb reindex`).
+    render_profile: str = ""
 
     # Parsing
     max_file_mb: float = Field(100.0, gt=0, description="reject files larger than this")
@@ -187,6 +194,12 @@ class Settings(BaseSettings):
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
 
+    @model_validator(mode="after")
+    def _apply_render_profile(self) -> Settings:
+        if self.render_profile:
+            self.render = read_profile_config(profile_path(self.render_profile, self.data_dir))
+        return self
+
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
@@ -210,6 +223,30 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls)
         return (init_settings, env_settings, toml, file_secret_settings)
+
+
+PROFILES_DIR = "render_profiles"
+
+
+def profile_path(name: str, data_dir: Path) -> Path:
+    """A profile name -> its file under data_dir/render_profiles (a .json path is used as it is)."""
+    if name.endswith(".json"):
+        return Path(name).expanduser()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise ValueError(f"render profile names are 1-64 of A-Z a-z 0-9 _ . - : {name!r}")
+    return data_dir / PROFILES_DIR / f"{name}.json"
+
+
+def read_profile_config(path: Path) -> RenderConfig:
+    import json
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"render profile not found: {path} (make one with `kb tune-render`)") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"unreadable render profile {path}: {exc}") from exc
+    return RenderConfig.model_validate(raw.get("config", {}))
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:

@@ -25,7 +25,7 @@ class Geometry:
 
 
 def geometry(style: Style, cols: int) -> Geometry:
-    gutter = max(3, round(style.size * 1.6))  # narrower gutters let OCR merge lines across columns (measured)
+    gutter = max(3, round(style.size * style.gutter))  # narrower gutters let OCR merge lines across columns
     cols = max(1, cols)
     while cols > 1 and (style.content - gutter * (cols - 1)) // cols < style.size * 22:
         cols -= 1
@@ -90,8 +90,12 @@ class PageLayout:
                 band = []
 
         prev_of_band: Block | None = None
+        wide = [not self.narrow(b) for b in blocks]
         for i, block in enumerate(blocks):
-            if self.narrow(block):
+            if block.kind == "caption" and ((i and wide[i - 1]) or (i + 1 < len(blocks) and wide[i + 1])):
+                wide[i] = True  # a caption stays with the wide table or code it names, not in a column
+        for i, block in enumerate(blocks):
+            if not wide[i]:
                 if not band:
                     prev_of_band = prev
                 band.append((i, block))
@@ -109,22 +113,24 @@ class PageLayout:
         """Stack blocks (with their page indices) in one column, then cut it into balanced columns at
         allowed breaks."""
         ops: list[Op] = []
-        cuts: list[tuple[int, int]] = []  # (column ends at, next column starts at)
+        cuts: list[Cut] = []
         y = 0
         prev: Block | None = None
         for index, block in blocks:
             b = self.box(block, True)
             g = gap_between(prev, block, self.style)
             if prev is not None and prev.kind != "heading":
-                cuts.append((y, y + g))
+                cuts.append(Cut(y, y + g))
             y += g
             ops.extend(shift(b.ops, 0, y, index))
-            cuts.extend((y + k, y + k) for k in b.breaks)
+            cuts.extend(inner_cuts(block, b, y))
             y += b.height
             prev = block
         if self.geo.cols == 1 or not cuts:
             return Box(y, ops)
         spans = _balance(y, cuts, self.geo.cols)
+        if len(spans) > 1 and max(b - t for t, b in spans) < self.style.min_column_lines * self.style.pitch:
+            return self._wide(blocks)  # columns a few lines tall read across, row by row: one wide column
         out: list[Op] = []
         for i, (top, bottom) in enumerate(spans):
             dx = i * (self.geo.col_width + self.geo.gutter)
@@ -136,6 +142,40 @@ class PageLayout:
         return Box(height, out)
 
 
+    def _wide(self, blocks: list[tuple[int, Block]]) -> Box:
+        ops: list[Op] = []
+        y = 0
+        prev: Block | None = None
+        for index, block in blocks:
+            b = self.box(block, False)
+            y += gap_between(prev, block, self.style)
+            ops.extend(shift(b.ops, 0, y, index))
+            y += b.height
+            prev = block
+        return Box(y, ops)
+
+
+MIN_SPLIT_LINES = 2  # lines a split paragraph keeps at the foot of one column and the head of the next
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A place where a column may end (`end`) and the next begin (`start`); a cut inside a block is only
+    usable when the columns are shorter than `below` (the block's height: it cannot stay whole)."""
+
+    end: int
+    start: int
+    below: float = float("inf")
+
+
+def inner_cuts(block: Block, box: Box, top: int) -> list[Cut]:
+    """Cuts inside a block: only for a block taller than the column; text keeps MIN_SPLIT_LINES lines on
+    each side of the cut (no orphan or widow line)."""
+    n = len(box.breaks) + 1
+    keep = MIN_SPLIT_LINES if block.kind in FLOW_KINDS else 1
+    return [Cut(top + k, top + k, box.height) for j, k in enumerate(box.breaks, 1) if keep <= j <= n - keep]
+
+
 def _op_y(op: Op) -> float:
     if isinstance(op, Text):
         return op.baseline - 1
@@ -145,7 +185,7 @@ def _op_y(op: Op) -> float:
     return op.y
 
 
-def _balance(total: int, cuts: list[tuple[int, int]], cols: int) -> list[tuple[int, int]]:
+def _balance(total: int, cuts: list[Cut], cols: int) -> list[tuple[int, int]]:
     """Spans [top, bottom) per column minimising the tallest column (binary search on the height)."""
 
     def fill(limit: int) -> list[tuple[int, int]] | None:
@@ -156,11 +196,11 @@ def _balance(total: int, cuts: list[tuple[int, int]], cols: int) -> list[tuple[i
                 spans.append((top, total))
                 return spans
             best = None
-            for end, nxt in cuts:
-                if end - top > limit:
+            for cut in cuts:
+                if cut.end - top > limit:
                     break
-                if end > top:
-                    best = (end, nxt)
+                if cut.end > top and limit < cut.below:
+                    best = (cut.end, cut.start)
             if best is None:
                 return None
             spans.append((top, best[0]))

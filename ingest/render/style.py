@@ -34,6 +34,8 @@ class Style:
     fonts: FontBook
     block_gap: float = 0.3
     cjk_scale: float = 1.0  # size multiplier for CJK-dominant text (see for_text)
+    gutter: float = 1.6  # space between columns, in em
+    min_column_lines: int = 8  # shorter balanced columns are drawn as one wide column (OCR reads them across)
 
     @classmethod
     def from_config(cls, config: RenderConfig) -> Style:
@@ -66,6 +68,8 @@ class Style:
             ),
             block_gap=config.block_gap,
             cjk_scale=config.cjk_scale,
+            gutter=config.gutter,
+            min_column_lines=config.min_column_lines,
         )
 
     def scaled(self, factor: float) -> Style:

@@ -7,13 +7,25 @@ from kb.cli._common import ConfigOpt, app, load_settings, note, out, run
 
 @app.command()
 def reindex(config: ConfigOpt = None) -> None:
-    """Rebuild the vector index with the configured models (after changing models)."""
+    """Rebuild the vector index with the configured models (after changing models); documents rendered
+    with another render profile are re-rendered from their source files."""
     from kb.service import KnowledgeBase
 
-    with KnowledgeBase(load_settings(config)) as kb:
+    settings = run(lambda: load_settings(config))
+    with KnowledgeBase(settings) as kb:
         run(lambda: kb.resolve_models(announce=note))
         n = run(kb.reindex)
-    out().print(f"indexed {n} section(s)")
+        out().print(f"indexed {n} section(s)")
+        results, gone = run(kb.rerender)
+    if results or gone:
+        profile = settings.render_profile or "the [render] settings"
+        ok = sum(r.status != "failed" for r in results)
+        out().print(f"re-rendered {ok} document(s) with {profile}")
+        for r in results:
+            if r.status == "failed":
+                out().print(f"  failed: {r.path}: {r.error}")
+        for doc in gone:
+            out().print(f"  {doc}: source file gone, re-ingest it to re-render")
 
 
 @app.command()
