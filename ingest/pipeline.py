@@ -29,7 +29,7 @@ from kb.errors import CorruptDocumentError, FileTooLargeError, KbError
 from kb.images import ImageStore
 from kb.index import IndexPoint
 from kb.indexer import DocumentIndexer, assign_point_ids, embed_points
-from kb.settings import RenderConfig, Settings
+from kb.settings import RenderConfig, Settings, mb_bytes
 from kb.spans import encode_blocks, encode_lines, line_spans
 from kb.tokens import TokenCounter, visual_tokens
 from kb.types import Section
@@ -326,7 +326,7 @@ def _read_checked(path: Path, settings: Settings) -> bytes:
         size = path.stat().st_size
     except OSError as exc:
         raise CorruptDocumentError(f"cannot read {path}: {exc.strerror}", "check the path and permissions") from exc
-    if size > settings.max_file_mb * 1024 * 1024:
+    if size > mb_bytes(settings.max_file_mb):
         raise FileTooLargeError(
             f"{path.name} is {size / 1e6:.1f} MB, over the {settings.max_file_mb:g} MB limit",
             "split the file or raise KB_MAX_FILE_MB",

@@ -39,6 +39,14 @@ class QueryError(KbError):
     """A question or search option that cannot be answered as given (empty, k < 1, a signal that is off)."""
 
 
+class RejectedUploadError(KbError):
+    """An upload refused before anything was stored (a name twice in one upload, hostile content)."""
+
+
+class TooManyFilesError(RejectedUploadError):
+    """More files in one upload than allowed."""
+
+
 class DocumentNotFoundError(KbError):
     """No document with that id is ingested."""
 

@@ -33,7 +33,7 @@ class RenderConfig(BaseModel):
     )
     mono_font: str = Field(default="NotoSansMono", description="font for code blocks")
     id_font: str = Field(
-        default="", description="font for paths and --options inline in text and tables (\"\" = the body font)"
+        default="", description='font for paths and --options inline in text and tables ("" = the body font)'
     )
     font_size: int = Field(default=9, ge=6, le=64, description="body font size in px at scale 1")
     line_height: float = Field(default=1.15, ge=1.0, le=2.5, description="line pitch as a multiple of font size")
@@ -247,6 +247,11 @@ def read_profile_config(path: Path) -> RenderConfig:
     except (OSError, ValueError) as exc:
         raise ValueError(f"unreadable render profile {path}: {exc}") from exc
     return RenderConfig.model_validate(raw.get("config", {}))
+
+
+def mb_bytes(mb: float) -> int:
+    """Bytes in a size setting given in MB: one unit everywhere, 10^6 bytes."""
+    return int(mb * 1_000_000)
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:

@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 from kb.retrieve import SearchOptions
 from kb.service import KnowledgeBase
 from kb.settings import Settings
-from ui.admin import handle_uploads, safe_upload_name, uploads_root
+from kb.uploads import clean_name, uploads_root
+from ui.admin import handle_uploads
 
 TOKEN = "s3cret-admin"
 GOOD_MD = b"# Backup policy\n\nBackups run nightly at 02:00 and are kept for 30 days.\n\n## Scope\n\nAll databases.\n"
@@ -186,5 +187,5 @@ def test_handle_uploads_oversized_and_hostile_names(kb: KnowledgeBase, tmp_path:
         ("Résumé 2024.docx", "Résumé 2024.docx"),
     ],
 )
-def test_safe_upload_name(raw: str, safe: str) -> None:
-    assert safe_upload_name(raw) == safe
+def test_clean_name(raw: str, safe: str) -> None:
+    assert clean_name(raw) == safe

@@ -10,17 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import unicodedata
-import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from ingest.formats import supported_extensions
-from kb.errors import FileTooLargeError, KbError
+from kb import uploads
+from kb.errors import KbError
 from kb.labels import clean_tags, page_label, page_span, parse_tags
 
 if TYPE_CHECKING:
@@ -31,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UPLOADS_DIR = "uploads"
 _STAGES = {
     "parse": (0.1, "parsing"),
     "section": (0.25, "sectioning"),
@@ -68,37 +65,6 @@ def _digest(token: str) -> str:
 
 
 # -- uploads (no Streamlit) ------------------------------------------------------------------------
-def safe_upload_name(name: str) -> str:
-    """The base name only (no folders, no `..`, no hidden files, no control characters), bounded."""
-    name = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".").strip()
-    if len(name) > 150:
-        stem, dot, ext = name.rpartition(".")
-        name = f"{stem[: 140 - len(ext)]}{dot}{ext}" if dot and len(ext) <= 8 else name[:150]
-    return name or "upload"
-
-
-def uploads_root(settings: Settings) -> Path:
-    return settings.data_dir / UPLOADS_DIR
-
-
-def _is_upload(settings: Settings, path: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(uploads_root(settings).resolve())
-    except OSError:
-        return False
-
-
-def _drop_upload(settings: Settings, path: Path) -> None:
-    """Remove a stored upload (and its batch folder once empty); never anything outside uploads/."""
-    if not _is_upload(settings, path):
-        return
-    path.unlink(missing_ok=True)
-    parent = path.parent
-    if parent.resolve() != uploads_root(settings).resolve() and parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
-
-
 def handle_uploads(
     kb: KnowledgeBase,
     files: Sequence[tuple[str, bytes]],
@@ -113,36 +79,28 @@ def handle_uploads(
     stops the others; the service writes a document's manifest last, so a failure leaves no half document."""
     from ingest.pipeline import IngestResult
 
-    settings = kb.settings
-    limit = settings.max_file_mb * 1024 * 1024
-    batch = uploads_root(settings) / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    root = uploads.uploads_root(kb.settings)
+    limits = uploads.UploadLimits.for_admin(kb.settings)
+    batch = uploads.new_batch(root)
     results: list[IngestResult] = []
     seen: set[str] = set()
     tag_list = clean_tags(tags)
     for i, (raw_name, data) in enumerate(files):
-        name = safe_upload_name(raw_name)
+        name = uploads.clean_name(raw_name)
         if on_file:
             on_file(name, i, len(files))
-        if len(data) > limit:
-            err = FileTooLargeError(
-                f"{name} is {len(data) / 1e6:.1f} MB, over the {settings.max_file_mb:g} MB limit",
-                "split the file or raise KB_MAX_FILE_MB",
-            )
-            results.append(IngestResult(path=Path(name), status="failed", error=str(err)))
-            continue
         if name.casefold() in seen:
             results.append(IngestResult(path=Path(name), status="failed", error=f"{name} appears twice in this upload"))
             continue
         seen.add(name.casefold())
-        batch.mkdir(parents=True, exist_ok=True)
-        dest = batch / name
-        if dest.resolve().parent != batch.resolve():  # belt and braces: never write outside the batch
-            results.append(IngestResult(path=Path(name), status="failed", error=f"unsafe file name {raw_name!r}"))
+        try:
+            dest = uploads.stage_bytes(data, batch / name, limits)
+        except KbError as exc:  # too large, unsupported, content not of its type: nothing was kept
+            results.append(IngestResult(path=Path(name), status="failed", error=str(exc)))
             continue
-        dest.write_bytes(data)
         results.append(_ingest_one(kb, dest, tag_list, on_stage))
     if batch.is_dir() and not any(batch.iterdir()):
-        batch.rmdir()
+        uploads.discard(batch, root)
     return results
 
 
@@ -152,7 +110,6 @@ def _ingest_one(
     from ingest.pipeline import IngestResult
     from kb.catalog import doc_id_for
 
-    settings = kb.settings
     doc_id = doc_id_for(path)
     old = kb.catalog.get(doc_id)
     stage_cb = (lambda p, s: on_stage(p.name, s)) if on_stage else None
@@ -164,10 +121,11 @@ def _ingest_one(
         log.exception("ingest of %s failed", path)
         result = IngestResult(path=path, status="failed", error=f"internal error: {type(exc).__name__}: {exc}")
     new = kb.catalog.get(doc_id)
+    root = uploads.uploads_root(kb.settings)
     if new is None or Path(new.source_path) != path.resolve():
-        _drop_upload(settings, path)  # failed, unchanged: the stored document keeps its own source
+        uploads.discard(path, root)  # failed, unchanged: the stored document keeps its own source
     elif old is not None and Path(old.source_path) != path.resolve():
-        _drop_upload(settings, Path(old.source_path))  # replaced by this upload
+        uploads.discard(Path(old.source_path), root)  # replaced by this upload
     return result
 
 
@@ -182,7 +140,7 @@ def _delete(kb: KnowledgeBase, doc_id: str) -> None:
     except KbError as exc:
         _flash("error", f"Could not delete {doc_id}: {exc}")
         return
-    _drop_upload(kb.settings, Path(rec.source_path))
+    uploads.discard(Path(rec.source_path), uploads.uploads_root(kb.settings))
     _flash("success", f"Deleted **{rec.title}** ({rec.source_name}).")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ingest.formats.base import HEAD_BYTES, Format, Mismatch
 from kb.errors import CorruptDocumentError, EmptyDocumentError, FileTooLargeError, UnsupportedFormatError
-from kb.settings import Settings
+from kb.settings import Settings, mb_bytes
 from kb.types import ParsedDocument
 
 _by_ext: dict[str, Format] = {}
@@ -103,9 +103,9 @@ def parse_file(path: Path, settings: Settings) -> ParsedDocument:
         raise CorruptDocumentError(
             f"cannot read {path}: {exc.strerror or exc}", "check the path and permissions"
         ) from exc
-    if size > settings.max_file_mb * 1024 * 1024:
+    if size > mb_bytes(settings.max_file_mb):
         raise FileTooLargeError(
-            f"{path.name} is {size / 1024 / 1024:.1f} MB, over the {settings.max_file_mb:g} MB limit",
+            f"{path.name} is {size / 1e6:.1f} MB, over the {settings.max_file_mb:g} MB limit",
             "split the file or raise max_file_mb (KB_MAX_FILE_MB)",
         )
     if size == 0:

@@ -22,6 +22,8 @@ from kb.errors import (
     FileTooLargeError,
     ImageStoreError,
     KbError,
+    RejectedUploadError,
+    TooManyFilesError,
     UnsupportedFormatError,
     VlmError,
     VlmUnavailableError,
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 _STATUS: list[tuple[type[KbError], int]] = [
     (DocumentNotFoundError, 404),
     (FileTooLargeError, 413),
+    (TooManyFilesError, 413),
+    (RejectedUploadError, 422),
     (UnsupportedFormatError, 415),
     (EmptyDocumentError, 422),
     (CorruptDocumentError, 422),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,9 +17,10 @@ from kb.answer.types import Answer
 from kb.api import tenancy, uploads
 from kb.api.auth import Admin, Reader
 from kb.api.convert import doc_detail, doc_summary, hit_json
-from kb.api.state import ApiState, drop_upload_dir
+from kb.api.state import ApiState
 from kb.errors import VlmError, VlmUnavailableError
 from kb.labels import clean_tags
+from kb.uploads import discard
 
 router = APIRouter(prefix="/v1")
 
@@ -52,35 +51,14 @@ async def upload_documents(
 ) -> dict[str, Any]:
     """Upload documents; they are ingested in the background — poll GET /v1/jobs/{id}."""
     st = state(request)
-    s = st.kb.settings
     if not files:
         raise HTTPException(422, "no files")
-    if len(files) > s.api_max_files:
-        raise HTTPException(413, f"at most {s.api_max_files} files per upload")
     tags = clean_tags(tags)
     if any(t.startswith(tenancy.TAG_PREFIX) for t in tags):
         raise HTTPException(422, f"tags starting with {tenancy.TAG_PREFIX!r} are reserved")
-    batch = st.uploads_dir / principal.tenant / uuid.uuid4().hex
-    staged: list[Path] = []
-    names: set[str] = set()
-    try:
-        for f in files:
-            name = f"{principal.tenant}--{uploads.safe_name(f.filename)}"
-            if name in names:
-                raise HTTPException(422, f"two files in one upload share the name {name!r}")
-            names.add(name)
-            dest = batch / str(len(staged)) / name
-            await uploads.save(
-                f,
-                dest,
-                int(s.api_max_upload_mb * 1e6),
-                max_pages=s.api_max_pages,
-                max_unpacked_bytes=int(s.api_max_unpacked_mb * 1e6),
-            )
-            staged.append(dest)
-    except BaseException:
-        shutil.rmtree(batch, ignore_errors=True)
-        raise
+    batch, staged = await uploads.stage_all(
+        files, principal.tenant, st.tenant_uploads(principal.tenant), st.kb.settings
+    )
     return st.submit_upload(principal.tenant, staged, tags, batch).to_json()
 
 
@@ -109,7 +87,7 @@ def delete_document(request: Request, principal: Admin, doc_id: str) -> dict[str
     with st.lock:
         rec = tenancy.require(st.kb, principal.tenant, doc_id)
         st.kb.delete(rec.doc_id)
-    drop_upload_dir(Path(rec.source_path).parent, st.uploads_dir)
+    discard(Path(rec.source_path).parent, st.tenant_uploads(principal.tenant))
     return {"deleted": rec.doc_id, "sections": len(rec.sections)}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -21,6 +20,7 @@ from kb.errors import KbError
 from kb.hits import Hit
 from kb.retrieve import SearchOptions, is_cross_document
 from kb.service import KnowledgeBase
+from kb.uploads import discard, inside, uploads_root
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,11 @@ class ApiState:
 
     @property
     def uploads_dir(self) -> Path:
-        return self.kb.settings.data_dir / "uploads"
+        return uploads_root(self.kb.settings)
+
+    def tenant_uploads(self, tenant: str) -> Path:
+        """Where a tenant's uploads are staged; cleanup never reaches above it."""
+        return self.uploads_dir / tenant
 
     # -- tenant-scoped retrieval -----------------------------------------------------------------
     def _scope(self, tenant: str, doc_ids: list[str] | None) -> list[str]:
@@ -150,7 +154,7 @@ class ApiState:
             if job.kind == "ingest":
                 files = [Path(f) for f in p.get("files", [])]
                 root = Path(p.get("staged_root", ""))
-                files = [f for f in files if f.is_file() and _inside(f, self.uploads_dir)]
+                files = [f for f in files if f.is_file() and inside(f, self.uploads_dir)]
                 if not files:
                     return None
                 tags = [str(t) for t in p.get("tags", [])]
@@ -181,13 +185,13 @@ class ApiState:
             except KbError as exc:
                 job.results.append({"file": path.name, "status": "failed", "error": _scrub(exc.message, path)})
                 if staged_root:
-                    drop_upload_dir(path.parent, self.uploads_dir)
+                    discard(path.parent, self.tenant_uploads(job.tenant))
                 continue
             entry: dict[str, Any] = {"file": path.name, "status": res.status, "document": res.doc_id}
             if res.status == "failed":
                 entry["error"] = _scrub(res.error or "ingest failed", path)
                 if staged_root:
-                    drop_upload_dir(path.parent, self.uploads_dir)
+                    discard(path.parent, self.tenant_uploads(job.tenant))
             else:
                 want = sorted({*tags, tenancy.tenant_tag(job.tenant)})
                 if res.doc_id:  # an upload's tags replace the document's (ingest alone merges them)
@@ -209,7 +213,7 @@ class ApiState:
                     keep = Path(cur.source_path).parent if cur is not None else None
                     candidates = {path.parent} | ({Path(old.source_path).parent} if old is not None else set())
                     for folder in candidates - {keep}:
-                        drop_upload_dir(folder, self.uploads_dir)
+                        discard(folder, self.tenant_uploads(job.tenant))
             job.results.append(entry)
 
 
@@ -218,17 +222,3 @@ def _scrub(message: str, path: Path) -> str:
     for p in (str(path), str(path.parent), str(path.resolve()), str(path.resolve().parent)):
         message = message.replace(p, path.name if p.endswith(path.name) else "")
     return message
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path.resolve().is_relative_to(root.resolve())
-
-
-def drop_upload_dir(folder: Path, root: Path) -> None:
-    """Remove an upload folder, only ever one inside the uploads root."""
-    try:
-        folder.resolve().relative_to(root.resolve())
-    except ValueError:
-        return
-    if folder.resolve() != root.resolve():
-        shutil.rmtree(folder, ignore_errors=True)
