@@ -318,10 +318,14 @@ def answer_metrics(
     in_ctx = correct = cited_ok = false_refusals = 0
     unans_ok = 0
     unanswerable = [q for q in questions if not q.evidence]
+    visual: list[int] = []
     for q in questions:
         prep = prepare_answer(kb, q.question)
         sent = [s.hit for s in prep.prompt.sources]
+        visual.append(prep.prompt.visual_tokens)
         row = per_q.setdefault(q.id, {"id": q.id, "type": q.type, "question": q.question, "signals": {}})
+        row["visual_tokens_sent"] = prep.prompt.visual_tokens
+        row["sources_sent"] = len(sent)
         if q.evidence:
             ok = first_hit_rank(q, hit_chunks(sent)) is not None
             in_ctx += ok
@@ -344,6 +348,9 @@ def answer_metrics(
             row["correct"] = not ans.found
     out: dict[str, Any] = {
         "evidence_in_context_rate": round(in_ctx / len(answerable), 3) if answerable else 0.0,
+        # what focusing the sources saves: visual tokens the VLM gets per question (KB_ANSWER_MIN_RELEVANCE)
+        "visual_tokens_per_question": round(sum(visual) / len(visual), 1) if visual else 0.0,
+        "answer_min_relevance": settings.answer_min_relevance,
     }
     if answerer is None:
         out["answers"] = "no VLM configured (KB_VLM_BACKEND=none): answer metrics skipped"
@@ -356,7 +363,10 @@ def answer_metrics(
             false_refusal_rate=round(false_refusals / n, 3),
             citations_cover_evidence=round(cited_ok / n, 3),
         )
-    log(f"evidence in context: {out['evidence_in_context_rate']}")
+    log(
+        f"evidence in context: {out['evidence_in_context_rate']} · visual tokens sent per question: "
+        f"{out['visual_tokens_per_question']} (relevance cut-off {settings.answer_min_relevance})"
+    )
     return out
 
 

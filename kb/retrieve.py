@@ -126,6 +126,9 @@ class Retriever:
             point_id=p.id,
             source_name=str(pl.get("source_name", "")),
             format=str(pl.get("format", "")),
+            part=int(pl.get("part") or 1),
+            parts=int(pl.get("parts") or 1),
+            version=str(pl.get("version") or ""),
         )
 
 

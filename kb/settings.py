@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     )
     vlm_temperature: float = Field(0.0, ge=0.0, le=2.0)
     context_mode: Literal["image", "text", "image+text"] = "image"  # what each source gives the VLM
+    # Focused sources: a hit goes to the VLM only when its relevance (per signal, its raw score over the best
+    # hit's; averaged with signal_weights) reaches this share (0 = all k hits). RRF scores only say the rank.
+    answer_min_relevance: float = Field(0.5, ge=0.0, le=1.0, description="relevance cut-off relative to the best hit")
+    vlm_history_tokens: int = Field(
+        2048, ge=0, description="earlier conversation turns sent to the VLM (newest first) up to this many tokens"
+    )
     vlm_device: str = "auto"  # transformers backend: cuda | cpu | mps | auto
     vlm_dtype: str = "auto"  # transformers backend: auto | bfloat16 | float16 | float32
 

@@ -481,8 +481,10 @@ def test_openai_client_against_uvicorn(client: TestClient, vlm: FakeVlm) -> None
         assert content.startswith("The p99 latency is 300 ms [1].") and "Sources:\n[1]" in content
         cites = (out.model_extra or {})["citations"]
         assert cites[0]["n"] == 1 and cites[0]["doc"].startswith("acme--")
-        sent = json.dumps(vlm.requests[n])
-        assert "Earlier in this conversation" in sent and "Tell me about the payments API." in sent
+        sent = vlm.requests[n]["messages"]  # the client's messages are the conversation (its system turn is not ours)
+        assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+        assert sent[1]["content"] == "Tell me about the payments API." and sent[2]["content"] == "It has versions."
+        assert sent[3]["content"][-1]["text"] == "Question: How fast is POST /payments?"
         chunks = list(oa.chat.completions.create(model="glyph-kb", messages=messages, stream=True))
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text.startswith("The p99 latency is 300 ms [1].") and "Sources:" in text

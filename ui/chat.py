@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from kb.answer import conversation
 from kb.answer.conversation import Turn
 from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
 from kb.errors import KbError
@@ -30,7 +31,7 @@ EMPTY = (
 
 def turns(history: list[dict[str, Any]]) -> list[Turn]:
     """The chat so far as the answering code reads it (alerts, sources and notes are display only)."""
-    return [Turn("user" if m["role"] == "user" else "assistant", str(m.get("content") or "")) for m in history]
+    return conversation.turns(history)
 
 
 # -- one turn ----------------------------------------------------------------------------------------
@@ -123,6 +124,8 @@ def answer_turn(
         ans = stream.answer
         assert ans is not None
         msg["sources"] = _sources(prep, {c.n for c in ans.citations if c.cited})
+        msg["docs"] = sorted({s.hit.doc for s in prep.sources})  # a follow-up keeps comparing these
+        msg["cross_document"] = prep.cross_document
         msg["notes"] = list(ans.notes) + [n for n in msg["notes"] if n not in ans.notes]
         u = ans.usage
         msg["meta"] = (

@@ -78,6 +78,7 @@ def build_messages(prompt: Prompt) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if prompt.system:
         messages.append({"role": "system", "content": [{"type": "text", "text": prompt.system}]})
+    messages += [{"role": t.role, "content": [{"type": "text", "text": t.text}]} for t in prompt.history]
     messages.append({"role": "user", "content": content})
     return messages
 

@@ -46,7 +46,8 @@ def chat_messages(prompt: Prompt) -> list[dict[str, Any]]:
         else:
             url = png_data_url(part, stored.get(id(part)))
             content.append({"type": "image_url", "image_url": {"url": url}})
-    return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
+    turns = [{"role": t.role, "content": t.text} for t in prompt.history]
+    return [{"role": "system", "content": prompt.system}, *turns, {"role": "user", "content": content}]
 
 
 def _status_hint(status: int) -> str:

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kb.answer.conversation import Turn, model_question, retrieval_query
+from kb.answer.conversation import Turn, carries_comparison, retrieval_query
 from kb.answer.prompt import build_prompt
 from kb.answer.types import ContextMode, Prompt, PromptImage
-from kb.hits import Hit
+from kb.hits import Hit, focus
 
 if TYPE_CHECKING:
     from kb.service import KnowledgeBase
@@ -74,7 +74,8 @@ def prepare_answer(
     query = retrieval_query(question, history)
     chosen = list(scope.doc_ids) if scope.doc_ids else None
     search_ids = chosen or (list(scope.within) if scope.within is not None else None)
-    cross = is_cross_document(query, chosen) if scope.cross_document is None else scope.cross_document
+    # retrieval spreads over documents when the question (or the comparison it follows up) compares them
+    diversify = is_cross_document(query, chosen) if scope.cross_document is None else scope.cross_document
     t0 = time.perf_counter()
     hits = kb.search(
         query,
@@ -83,16 +84,22 @@ def prepare_answer(
             doc_ids=search_ids,
             tags=list(scope.tags) if scope.tags else None,
             signals=scope.signals,
-            diversify=cross,
+            diversify=diversify,
         ),
     )
     if search_ids is not None:  # belt and braces: the store filtered on these too
         allowed = set(search_ids)
         hits = [h for h in hits if h.doc in allowed]
+    # only the sources that matter go to the model; neighbouring parts of a section become one source
+    hits = focus(hits, kb.settings.answer_min_relevance, kb.settings.signal_weights)
     t1 = time.perf_counter()
+    if scope.cross_document is None:  # the answer compares when asked to, or while a comparison goes on
+        cross = is_cross_document(question, chosen) or carries_comparison(question, history, hits)
+    else:
+        cross = scope.cross_document
     cross = cross and len({h.doc for h in hits}) > 1
     prompt = build_prompt(
-        model_question(question, history), hits, kb.settings, kb.images, cross_document=cross, mode=scope.mode
+        question, hits, kb.settings, kb.images, cross_document=cross, mode=scope.mode, history=history
     )
     if query != question:
         prompt.notes.append(FOLLOW_UP_NOTE)

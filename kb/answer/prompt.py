@@ -16,9 +16,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from kb.answer.conversation import Turn
+from kb.answer.conversation import fit as fit_turns
 from kb.answer.types import ContextMode, Prompt, PromptImage
 from kb.errors import KbError
-from kb.hits import Hit
+from kb.hits import Hit, unique_labels
 from kb.images import ImageStore
 from kb.settings import Settings
 from kb.tokens import visual_tokens
@@ -63,11 +65,22 @@ citations.
 cited to the sources on both sides.
 If a document does not address the question, say so in its part."""
 
+HISTORY = """
+
+This is a conversation: the earlier questions and your earlier answers come before the last user message, \
+for context (what "it", "they" or "what about ..." refer to). Their [n] citations referred to the sources of \
+those turns. Answer the last question from the numbered sources in the last user message only, and cite only \
+those."""
+
 _TAG = re.compile(r"</?source\b[^>]*>", re.IGNORECASE)
 
 
-def system_prompt(mode: ContextMode, docs: Sequence[str] = (), *, cross_document: bool = False) -> str:
+def system_prompt(
+    mode: ContextMode, docs: Sequence[str] = (), *, cross_document: bool = False, conversation: bool = False
+) -> str:
     s = SYSTEM.format(kind=_SOURCE_KIND[mode], not_found=NOT_FOUND)
+    if conversation:
+        s += HISTORY
     if cross_document:
         s += CROSS.format(docs="; ".join(f'"{d}"' for d in docs) if docs else "see the labels")
     return s
@@ -158,8 +171,10 @@ def build_prompt(
     *,
     cross_document: bool = False,
     mode: ContextMode | None = None,
+    history: Sequence[Turn] = (),
 ) -> Prompt:
-    """The grounded prompt over `hits` (in rank order), fitted to the VLM's context and image limits."""
+    """The grounded prompt over `hits` (in rank order), fitted to the VLM's context and image limits; the
+    newest earlier turns of a conversation that fit `vlm_history_tokens` come along."""
     mode = mode or settings.context_mode
     patch = settings.render.patch
     use_images = mode in ("image", "image+text")
@@ -169,8 +184,7 @@ def build_prompt(
 
     loaded: dict[int, list[tuple[Image.Image, bytes]]] = {}
     cands: list[_Cand] = []
-    for n, hit in enumerate(hits, 1):
-        label = hit.label(n)
+    for n, (hit, label) in enumerate(zip(hits, unique_labels(hits), strict=True), 1):
         sizes: list[tuple[int, int]] = []
         if use_images:
             imgs = [_open(b) for b in _pngs(hit, images)]
@@ -197,10 +211,14 @@ def build_prompt(
                 f"images per request (KB_VLM_MAX_IMAGES); dropped {_nums(cands[keep:])}"
             )
 
-    # 2. the token budget: the context minus the answer, the system prompt and the question
+    # 2. the token budget: the context minus the answer, the system prompt, the conversation and the question
     docs = list(dict.fromkeys(c.hit.title or c.hit.doc for c in cands[:keep]))
-    system = system_prompt(mode, docs, cross_document=cross_document)
+    turns = fit_turns(history, settings.vlm_history_tokens, count)
+    if len(turns) < len(history):
+        log.info("conversation trimmed to its last %d of %d turns (KB_VLM_HISTORY_TOKENS)", len(turns), len(history))
+    system = system_prompt(mode, docs, cross_document=cross_document, conversation=bool(turns))
     fixed = count(system) + count(question_text(question)) + CHAT_OVERHEAD
+    fixed += sum(count(t.text) + 4 for t in turns)
     budget = settings.vlm_max_context_tokens - settings.vlm_max_new_tokens - fixed
     lo = settings.vlm_min_image_scale
 
@@ -256,6 +274,7 @@ def build_prompt(
         cross_document=cross_document,
         notes=notes,
         dropped=[c.hit for c in cands[fit:]],
+        history=turns,
     )
 
 
@@ -266,7 +285,8 @@ def _nums(cs: Sequence[_Cand]) -> str:
 def prompt_text_tokens(prompt: Prompt, settings: Settings) -> int:
     """Text tokens of everything but the images (system prompt, labels, section texts, question)."""
     count = _count_text(settings)
-    return count(prompt.system) + sum(count(p) for p in user_parts(prompt) if isinstance(p, str))
+    turns = sum(count(t.text) for t in prompt.history)
+    return count(prompt.system) + turns + sum(count(p) for p in user_parts(prompt) if isinstance(p, str))
 
 
 # -- reading the answer ------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def finish(
     if unknown:
         notes.append(f"the answer cites {', '.join(f'[{n}]' for n in unknown)}, which no source has")
     # citations: every numbered source the model saw, so each [n] in the text resolves; `cited` marks the used ones
-    citations = [Citation(s.n, s.hit, cited=s.n in cited) for s in p.sources]
+    citations = [Citation(s.n, s.hit, cited=s.n in cited, label=s.label) for s in p.sources]
     raw = answerer.last_usage
     completion = int(raw.get("completion_tokens", raw.get("completion", 0)) or 0)
     usage = Usage(
@@ -103,4 +103,5 @@ def finish(
         model=answerer.model,
         found=not is_refusal(text),
         notes=notes,
+        cross_document=p.cross_document,
     )

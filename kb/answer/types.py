@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from kb.answer.conversation import Turn
 from kb.hits import Hit
 
 ContextMode = Literal["image", "text", "image+text"]
@@ -35,6 +36,7 @@ class Prompt:
     cross_document: bool = False
     notes: list[str] = field(default_factory=list)  # e.g. "dropped [7], [8] to fit the context"
     dropped: list[Hit] = field(default_factory=list)
+    history: list[Turn] = field(default_factory=list)  # earlier turns sent before the question, oldest first
 
     @property
     def visual_tokens(self) -> int:
@@ -46,9 +48,10 @@ class Citation:
     n: int
     hit: Hit
     cited: bool = False  # the answer text cites [n]
+    label: str = ""  # "[n] title › section, p. X" as the model saw it (unique within the answer)
 
     def to_json(self) -> dict[str, Any]:
-        return {"n": self.n, "cited": self.cited, **self.hit.to_json()}
+        return {"n": self.n, "cited": self.cited, "label": self.label or self.hit.label(self.n), **self.hit.to_json()}
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Answer:
     model: str
     found: bool = True  # False when the model says the knowledge base does not contain the answer
     notes: list[str] = field(default_factory=list)
+    cross_document: bool = False  # answered document by document (a follow-up keeps that framing)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,4 +86,5 @@ class Answer:
             "backend": self.backend,
             "model": self.model,
             "notes": self.notes,
+            "cross_document": self.cross_document,
         }

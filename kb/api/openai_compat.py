@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from kb.answer.conversation import Turn
+from kb.answer.conversation import Turn, turns
 from kb.answer.run import AnswerStream, generate
 from kb.answer.types import Answer
 from kb.api.auth import Reader
@@ -48,20 +48,19 @@ def _text(m: ChatMessage) -> str:
 
 
 def conversation(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
-    """(the question, the conversation before it) from the chat: the last user turn is the question."""
-    turns = [
-        Turn("user" if m.role == "user" else "assistant", t)
-        for m in messages
-        if m.role in ("user", "assistant") and (t := _text(m).strip())
-    ]
-    last = max((i for i, t in enumerate(turns) if t.role == "user"), default=None)
+    """(the question, the conversation before it) from the chat: the last user turn is the question, and
+    the client's user and assistant messages before it are the history (its system messages are not ours)."""
+    history = turns({"role": m.role, "content": _text(m)} for m in messages)
+    last = max((i for i, t in enumerate(history) if t.role == "user"), default=None)
     if last is None:
         raise HTTPException(422, "no user message with text")
-    return turns[last].text, turns[:last]
+    return history[last].text, history[:last]
 
 
 def sources_block(a: Answer) -> str:
-    lines = [c.hit.label(c.n) for c in a.citations if c.cited] or [c.hit.label(c.n) for c in a.citations]
+    lines = [c.label or c.hit.label(c.n) for c in a.citations if c.cited] or [
+        c.label or c.hit.label(c.n) for c in a.citations
+    ]
     return "\n\nSources:\n" + "\n".join(lines) if lines else ""
 
 

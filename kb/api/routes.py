@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from kb.answer.conversation import turns
 from kb.answer.prepare import Scope
 from kb.answer.run import AnswerStream, generate
 from kb.answer.types import Answer
@@ -127,8 +128,20 @@ def search(request: Request, principal: Reader, body: SearchIn) -> dict[str, Any
     return {"hits": [hit_json(h) for h in hits]}
 
 
+class TurnIn(BaseModel):
+    """One earlier turn. `docs` and `cross_document` (from the earlier answer) let a comparison carry over."""
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=40_000)
+    docs: list[str] | None = Field(None, max_length=200)
+    cross_document: bool = False
+
+
 class AskIn(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
+    history: list[TurnIn] | None = Field(
+        None, max_length=200, description="the conversation so far, oldest first; the model gets its newest turns"
+    )
     k: int | None = Field(None, ge=1, le=100)
     doc_ids: list[str] | None = Field(None, max_length=200)
     tags: list[str] | None = Field(None, max_length=50)
@@ -139,7 +152,9 @@ class AskIn(BaseModel):
 
 def answer_json(a: Answer) -> dict[str, Any]:
     out = a.to_json()
-    out["citations"] = [{"n": c.n, "cited": c.cited, **hit_json(c.hit)} for c in a.citations]
+    out["citations"] = [
+        {"n": c.n, "cited": c.cited, "label": c.label or c.hit.label(c.n), **hit_json(c.hit)} for c in a.citations
+    ]
     return out
 
 
@@ -153,7 +168,8 @@ def ask(request: Request, principal: Reader, body: AskIn) -> Any:
     (or an `error` event)."""
     st = state(request)
     scope = Scope(k=body.k, doc_ids=body.doc_ids, tags=body.tags, cross_document=body.cross, mode=body.mode)
-    prep = st.prepare(principal.tenant, body.question, scope)
+    history = turns(t.model_dump() for t in body.history or [])
+    prep = st.prepare(principal.tenant, body.question, scope, history)
     answerer = st.answerer()
     if answerer is None:
         raise VlmUnavailableError("no vision-language model is configured, so there is no answer", "use /v1/search")
