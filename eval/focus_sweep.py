@@ -1,6 +1,6 @@
 """Focused sources: evidence-in-context rate and visual tokens sent per question, per relevance cut-off.
 
-    .venv/bin/python eval/focus_sweep.py --data /tmp/kb-pub --cutoffs 0,0.4,0.5,0.6,0.7
+    .venv/bin/python eval/focus_sweep.py --data /tmp/kb-pub --cutoffs 0,0.4,0.5,0.6,0.7 --questions ../shared/eval/public/questions.jsonl
 
 Uses an existing store (`kb ingest ../shared/eval/public/docs` with KB_DATA_DIR=/tmp/kb-pub and the same
 models as `kb eval`; ingest it first). For each cut-off (KB_ANSWER_MIN_RELEVANCE) it builds the prompts
@@ -17,13 +17,12 @@ from kb.evaluation import first_hit_rank, hit_chunks, load_questions
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="data dir of an ingested store")
-    ap.add_argument("--questions", type=Path, default=ROOT.parent / "shared/eval/public/questions.jsonl")
+    ap.add_argument("--questions", type=Path, default=Path("../shared/eval/public/questions.jsonl"))
     ap.add_argument("--cutoffs", default="0,0.4,0.5,0.6,0.7")
     args = ap.parse_args()
     questions = load_questions(args.questions)
