@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kb.answer.run import prepare
+from kb.answer.prepare import prepare_answer
 from kb.evaluation import first_hit_rank, hit_chunks, load_questions
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
-
 
 
 def main() -> None:
@@ -35,7 +34,7 @@ def main() -> None:
         with KnowledgeBase(base.model_copy(update={"answer_min_relevance": c})) as kb:
             ok = tokens = sources = 0
             for q in questions:
-                p = prepare(kb, q.question).prompt
+                p = prepare_answer(kb, q.question).prompt
                 tokens += p.visual_tokens
                 sources += len(p.sources)
                 if q.evidence:

@@ -39,6 +39,7 @@ def env(monkeypatch: pytest.MonkeyPatch, model_env: dict[str, str], store: Path)
     monkeypatch.setenv("KB_DATA_DIR", str(store))
     monkeypatch.setenv("KB_VLM_RETRIES", "0")
     monkeypatch.setenv("KB_VLM_TIMEOUT", "10")
+    monkeypatch.setenv("KB_ANSWER_MIN_RELEVANCE", "0")  # these tests count sources by k
     monkeypatch.delenv("KB_CONFIG", raising=False)
     monkeypatch.chdir(store.parent)  # no stray ./kb.toml
     yield monkeypatch
@@ -92,11 +93,13 @@ def test_question_answered_with_sources_and_images(env: pytest.MonkeyPatch, vlm:
     (req,) = vlm.requests
     assert sum(c["type"] == "image_url" for c in req["messages"][1]["content"]) == 3
 
-    # a follow-up: the retrieval query carries the previous question, the model sees only the new one
+    # a follow-up: searched with the previous question; the model receives the earlier turns, then the new one
     ask(at, "And what does it return on a duplicate request?")
     assert not at.exception, at.exception
     assert [m.name for m in at.chat_message] == ["user", "assistant"] * 2
-    assert vlm.requests[-1]["messages"][1]["content"][-1]["text"].endswith("duplicate request?")
+    sent = vlm.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"] and sent[1]["content"] == Q
+    assert sent[-1]["content"][-1]["text"].endswith("duplicate request?")
     assert any("previous question" in c.value for c in at.chat_message[3].caption)
     assert len(at.expander) == 6  # the first answer's sources are still shown
 
