@@ -3,7 +3,7 @@
     python eval/bench_index.py [--docs DIR] [--sizes 1000,20000] [--queries N] [--clip small|tiny|vit-b-32]
                                [--json OUT] [--workdir DIR] [--no-ref-clip] [--no-profile]
 
-Part 1 ingests the public docs through the real `KnowledgeBase.ingest` → `Ingestor` → `DocumentIndexer`
+Part 1 ingests the public docs through the real `KnowledgeBase.ingest` → `Committer` → `DocumentIndexer`
 path (Qdrant local mode, `QdrantClient(path=...)`), with thin timing wrappers around the renderer,
 `png_bytes`, the embedders and the index, so every stage is measured inside the production code path.
 Throughput is in indexed sections (one point = one rendered part) per second.
@@ -139,8 +139,8 @@ def clip_embedder(kind: str, folder: Path) -> tuple[Any, str]:
 # -- part 1: ingest ------------------------------------------------------------------------------
 def bench_ingest(kb: Any, docs: list[Path], clock: Clock) -> dict[str, Any]:
     import ingest.pipeline as pipeline
-    from ingest.pipeline import Ingestor
     from kb.fsutil import writer_lock
+    from kb.ingest_commit import Committer
 
     stamps: dict[Path, list[tuple[str, float]]] = defaultdict(list)
 
@@ -152,8 +152,10 @@ def bench_ingest(kb: Any, docs: list[Path], clock: Clock) -> dict[str, Any]:
     try:
         indexer = kb.indexer()
         indexer.ensure()
-        ing = Ingestor(kb.settings, kb.catalog, kb.images, indexer)
-        ing.renderer = Timed(ing.renderer, clock, {"paginate": "render.paginate", "render": "render.draw"})
+        ing = Committer(kb.settings, kb.catalog, kb.images, indexer)
+        ing.preparer.renderer = Timed(
+            ing.preparer.renderer, clock, {"paginate": "render.paginate", "render": "render.draw"}
+        )
         per_doc = []
         with writer_lock(kb.settings.data_dir):
             for f in docs:
@@ -528,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     warm = min(docs, key=lambda p: p.stat().st_size)
-    *_, parts = render_document(warm, settings, GlyphRenderer(settings.render))
+    parts = render_document(warm, settings, GlyphRenderer(settings.render)).parts
     clip.embed_images([parts[0].image])
     text.embed_passages(["warm up"])
     print(f"# warm-up ({warm.name}: parse+render+embed once, untimed): {time.perf_counter() - t0:.2f}s")
@@ -567,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         ref.load()
         imgs = []
         for d in docs[:4]:
-            *_, ps = render_document(d, settings, GlyphRenderer(settings.render))
+            ps = render_document(d, settings, GlyphRenderer(settings.render)).parts
             imgs += [p.image for p in ps]
         ref.embed_images(imgs[:2])
         t0 = time.perf_counter()

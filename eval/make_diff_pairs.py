@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
 
-    from ingest.parse import parse_file
+    from ingest.formats import parse_file
     from kb.settings import Settings
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ def _keys(text: str) -> set[str]:
 
 def check(path: Path) -> tuple[int, int, list[OutlineEntry], int, float]:
     """(named, outline entries with a page, missed entries, pages, parse seconds)."""
-    from ingest.parse import parse_file
+    from ingest.formats import parse_file
     from ingest.sections import build_sections
     from kb.settings import Settings
 

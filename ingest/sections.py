@@ -7,32 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ingest.formats.common import is_admonition
 from kb.types import Block, ParsedDocument, Section
-
-_ADMONITIONS = frozenset(
-    {
-        "note",
-        "notes",
-        "tip",
-        "tips",
-        "important",
-        "warning",
-        "caution",
-        "danger",
-        "hint",
-        "attention",
-        "注意",
-        "警告",
-        "注記",
-        "ヒント",
-        "重要",
-    }
-)
-
-
-def is_admonition(text: str) -> bool:
-    """ "Note", "Warning", ... titles belong to the section they sit in; they start no section."""
-    return text.strip().rstrip(":").casefold() in _ADMONITIONS
 
 
 @dataclass

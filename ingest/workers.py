@@ -1,9 +1,13 @@
-"""Ingest workers: the slow stage of ingest (parse, render, embed) in separate processes.
+"""Worker processes for the slow stage of ingest (parse, render, embed), whatever that stage is.
 
 The process that owns the index only commits (index write + manifest switch), so a burst of
 uploads cannot stall searches on the GIL, several files are prepared at once on machines with
 cores to spare, and a parser that crashes or exhausts memory takes down a worker, not the server.
 Workers run at a lower CPU priority than the requests of the process that started them.
+
+This module knows nothing of what a worker computes: the service passes a `setup` function (run once
+per worker, e.g. loading models) and calls module-level functions with `run`; both must be importable
+by name (spawned workers import them).
 """
 
 from __future__ import annotations
@@ -14,21 +18,18 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
-from ingest.pipeline import Ingestor, PreparedDoc
-from kb.catalog import DocumentRecord
 from kb.errors import KbError
-from kb.images import open_image_store
-from kb.settings import Settings
 
 log = logging.getLogger(__name__)
 
 WORKER_NICE = 10
-
-_ingestor: Ingestor | None = None
+T = TypeVar("T")
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -40,8 +41,7 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(0)
 
 
-def _init(settings: Settings, index: bool, nice: int, torch_threads: int, parent: int) -> None:
-    global _ingestor
+def _init(setup: Callable[..., None], args: tuple[Any, ...], nice: int, torch_threads: int, parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), name="kb-parent-watch", daemon=True).start()
     if nice:
         with contextlib.suppress(OSError):  # not permitted: run at normal priority
@@ -50,32 +50,44 @@ def _init(settings: Settings, index: bool, nice: int, torch_threads: int, parent
         import torch
 
         torch.set_num_threads(torch_threads)
-    embedders = None
-    if index:
-        from kb.embed.factory import build_embedders
-
-        embedders = build_embedders(settings)
-    _ingestor = Ingestor(settings, None, open_image_store(settings), embedders=embedders)
+    setup(*args)
 
 
-def _prepare(path: str, sha: str, nbytes: int, old: str | None, tags: list[str]) -> PreparedDoc | tuple[str, str, str]:
-    """In a worker. A KbError comes back as (class name, message, hint): its pickled form drops the hint."""
-    assert _ingestor is not None
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """In a worker. A KbError comes back as a `_Failure`: its own pickled form drops the hint."""
     try:
-        rec = DocumentRecord.model_validate_json(old) if old else None
-        return _ingestor.prepare(Path(path), sha, nbytes, rec, tags)
+        return fn(*args)
     except KbError as exc:
-        return (type(exc).__name__, exc.message, exc.hint)
+        return _Failure(type(exc).__name__, exc.message, exc.hint)
 
 
-class PreparePool:
-    """`prepare(path, sha, nbytes, old, tags)` for `Ingestor.ingest_file`, run in worker processes."""
+@dataclass(frozen=True)
+class _Failure:
+    """A KbError raised in a worker: class name, message, hint."""
 
-    def __init__(self, settings: Settings, *, workers: int = 1, index: bool = True, nice: int = WORKER_NICE) -> None:
-        self.settings = settings
+    name: str
+    message: str
+    hint: str
+
+
+class WorkerPool:
+    """A lazily started pool of spawned, niced worker processes; `run(fn, *args)` calls `fn` in one."""
+
+    def __init__(
+        self,
+        setup: Callable[..., None],
+        setup_args: tuple[Any, ...] = (),
+        *,
+        workers: int = 1,
+        nice: int = WORKER_NICE,
+        torch_threads: int | None = None,
+    ) -> None:
         self.workers = max(1, workers)
-        self.index = index
         self.nice = nice
+        self._setup = setup
+        self._setup_args = setup_args
+        # several workers share the cores: one torch thread each; one worker may use torch's default
+        self._torch_threads = (1 if self.workers > 1 else 0) if torch_threads is None else torch_threads
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -87,27 +99,26 @@ class PreparePool:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init,
-                    initargs=(self.settings, self.index, self.nice, 1 if self.workers > 1 else 0, os.getpid()),
+                    initargs=(self._setup, self._setup_args, self.nice, self._torch_threads, os.getpid()),
                 )
             return self._pool
 
-    def submit(
-        self, path: Path, sha: str, nbytes: int, old: DocumentRecord | None, tags: list[str]
-    ) -> Future[PreparedDoc | tuple[str, str, str]]:
-        return self._executor().submit(_prepare, str(path), sha, nbytes, old.model_dump_json() if old else None, tags)
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[Any]:
+        return self._executor().submit(_call, fn, args)
 
-    def __call__(self, path: Path, sha: str, nbytes: int, old: DocumentRecord | None, tags: list[str]) -> PreparedDoc:
+    def run(self, fn: Callable[..., T], *args: Any, what: str = "a file") -> T:
+        """`fn(*args)` in a worker; its KbError is raised here with type and hint; a dead worker is a KbError."""
         try:
-            out = self.submit(path, sha, nbytes, old, tags).result()
+            out = self.submit(fn, *args).result()
         except BrokenProcessPool:
             self._reset()
             raise KbError(
-                f"the ingest worker died while processing {path.name} (out of memory, or a crash in a parser)",
+                f"the ingest worker died while processing {what} (out of memory, or a crash in a parser)",
                 "check the file; it was not ingested, and nothing else was affected",
             ) from None
-        if isinstance(out, tuple):
-            raise _error(*out)
-        return out
+        if isinstance(out, _Failure):
+            raise _error(out.name, out.message, out.hint)
+        return cast(T, out)
 
     def _reset(self) -> None:
         with self._lock:

@@ -12,7 +12,6 @@ import os
 import re
 import threading
 import time
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from kb.errors import DocumentNotFoundError
 from kb.fsutil import atomic_write_bytes
+from kb.types import doc_id_for as doc_id_for  # re-exported: callers look it up here
 
 SCHEMA_VERSION = 1
 
@@ -93,17 +93,6 @@ class DocumentRecord(BaseModel):
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def doc_id_for(path: Path) -> str:
-    """A readable, filesystem-safe id from the file name; non-ASCII names get a hash suffix to stay unique."""
-    name = unicodedata.normalize("NFC", path.name)
-    safe = _UNSAFE.sub("-", name).strip("-.") or "doc"
-    if safe != name:
-        import hashlib
-
-        safe = f"{safe[:80]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-    return safe[:120]
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from kb.labels import clean_tags
 from kb.settings import Settings
 
 if TYPE_CHECKING:
-    from ingest.pipeline import Ingestor, IngestResult, LockFactory
-    from ingest.workers import PreparePool
     from kb.embed.factory import Embedders
     from kb.hits import Hit
     from kb.index import QdrantIndex
     from kb.indexer import DocumentIndexer
+    from kb.ingest_commit import Committer, IngestResult, LockFactory
+    from kb.ingest_prepare import PreparePool
     from kb.modelhub import Profile
     from kb.retrieve import Retriever, SearchOptions
 
@@ -208,7 +208,7 @@ class KnowledgeBase:
         files = list(iter_files(paths))
         if not files:
             return []
-        ingestor = self._ingestor(index)
+        committer = self._committer(index)
         outer = commit_lock or contextlib.nullcontext
 
         @contextlib.contextmanager
@@ -223,7 +223,7 @@ class KnowledgeBase:
             nonlocal done
             if pool is None and on_file:
                 on_file(f, done, len(files))
-            r = ingestor.ingest_file(f, on_stage=on_stage, tags=tags, prepare=pool, commit_lock=locked)
+            r = committer.ingest_file(f, on_stage=on_stage, tags=tags, prepare=pool, commit_lock=locked)
             with progress:
                 done += 1
                 if pool is not None and on_file:
@@ -235,25 +235,25 @@ class KnowledgeBase:
         with ThreadPoolExecutor(max_workers=pool.workers, thread_name_prefix="kb-ingest") as ex:
             return list(ex.map(one, files))
 
-    def _ingestor(self, index: bool) -> Ingestor:
-        from ingest.pipeline import Ingestor
+    def _committer(self, index: bool) -> Committer:
+        from kb.ingest_commit import Committer
 
         indexer = None
         if index:
             indexer = self.indexer()
             indexer.ensure()  # load models and check the collection once, before any file
-        return Ingestor(self.settings, self.catalog, self.images, indexer)
+        return Committer(self.settings, self.catalog, self.images, indexer)
 
     def render_file(self, path: Path, out_dir: Path) -> list[Path]:
         """Render one file's glyph images into out_dir (nothing is stored in the KB)."""
         from ingest.pipeline import render_document
         from ingest.render import GlyphRenderer
 
-        doc_id, _, _, _, _, parts = render_document(path, self.settings, GlyphRenderer(self.settings.render))
+        doc = render_document(path, self.settings, GlyphRenderer(self.settings.render))
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
-        for i, part in enumerate(parts):
-            p = out_dir / f"{doc_id}.{i:03d}.png"
+        for i, part in enumerate(doc.parts):
+            p = out_dir / f"{doc.doc_id}.{i:03d}.png"
             p.write_bytes(part.png)
             written.append(p)
         return written

@@ -1,4 +1,4 @@
-"""Ingest workers (ingest/workers.py): the slow stage in other processes gives the same documents
+"""Ingest workers (ingest/workers.py, kb/ingest_prepare.py): the slow stage in other processes gives the same documents
 as in-process ingest, reports errors with their hints, and survives a worker that dies."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ingest.workers import PreparePool
+from kb.ingest_prepare import PreparePool
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 from tests.tiny_models import settings_fields

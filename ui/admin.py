@@ -22,8 +22,8 @@ from kb.errors import KbError
 from kb.labels import clean_tags, page_label, page_span, parse_tags
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestResult
     from kb.catalog import DocumentRecord
+    from kb.ingest_commit import IngestResult
     from kb.service import KnowledgeBase
     from kb.settings import Settings
 
@@ -77,7 +77,7 @@ def handle_uploads(
 
     One result per upload, in order: ingested, unchanged or failed with the reason. A failing file never
     stops the others; the service writes a document's manifest last, so a failure leaves no half document."""
-    from ingest.pipeline import IngestResult
+    from kb.ingest_commit import IngestResult
 
     root = uploads.uploads_root(kb.settings)
     limits = uploads.UploadLimits.for_admin(kb.settings)
@@ -107,8 +107,8 @@ def handle_uploads(
 def _ingest_one(
     kb: KnowledgeBase, path: Path, tags: list[str], on_stage: Callable[[str, str], None] | None
 ) -> IngestResult:
-    from ingest.pipeline import IngestResult
     from kb.catalog import doc_id_for
+    from kb.ingest_commit import IngestResult
 
     doc_id = doc_id_for(path)
     old = kb.catalog.get(doc_id)

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest._offline import prepare_unstructured
-from ingest.sections import is_admonition
+from ingest.formats._offline import prepare_unstructured
 from kb.errors import CorruptDocumentError, EmptyDocumentError, KbError
 from kb.types import Block, BlockKind
 
@@ -23,6 +22,32 @@ NUMBERED = re.compile(r"^(?:(?:chapter|section|part|appendix)\s+)?([0-9]+(?:\.[0
 CODEISH = re.compile(r"[=;{}<>|$]|^\s*(select|insert|update|delete|create|alter|drop)\s", re.IGNORECASE)
 _LIST_MARK = re.compile(r"^(?:([0-9]{1,3}|[a-zA-Z])[.)]|[•◦▪‣∙·\-*–])\s+")
 _WS = re.compile(r"\s+")
+
+
+_ADMONITIONS = frozenset(
+    {
+        "note",
+        "notes",
+        "tip",
+        "tips",
+        "important",
+        "warning",
+        "caution",
+        "danger",
+        "hint",
+        "attention",
+        "注意",
+        "警告",
+        "注記",
+        "ヒント",
+        "重要",
+    }
+)
+
+
+def is_admonition(text: str) -> bool:
+    """ "Note", "Warning", ... titles belong to the section they sit in; they start no section."""
+    return text.strip().rstrip(":").casefold() in _ADMONITIONS
 
 
 def clean_text(text: str) -> str:

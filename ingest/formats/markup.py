@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ingest._offline import prepare_unstructured
+from ingest.formats._offline import prepare_unstructured
 from ingest.formats.base import Format, sniff_text
 from ingest.formats.common import (
     Draft,

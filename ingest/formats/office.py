@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ingest._offline import prepare_unstructured
+from ingest.formats._offline import prepare_unstructured
 from ingest.formats.base import Format, Mismatch, looks_zip
 from ingest.formats.common import (
     Draft,

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ingest._offline import prepare_unstructured
+from ingest.formats._offline import prepare_unstructured
 from ingest.formats.base import Format, Mismatch, looks_pdf
 from ingest.formats.common import (
     CODEISH,
@@ -17,6 +17,7 @@ from ingest.formats.common import (
     document_title,
     draft_from_element,
     heading_number_depth,
+    is_admonition,
     norm_key,
     partition,
     resolve_levels,
@@ -29,7 +30,6 @@ from ingest.formats.pdf_inspect import (
     ocr_tools_missing,
     running_key,
 )
-from ingest.sections import is_admonition
 from kb.errors import EmptyDocumentError
 from kb.settings import Settings
 from kb.types import Block, ParsedDocument

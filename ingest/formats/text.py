@@ -7,7 +7,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from ingest._offline import prepare_unstructured
+from ingest.formats._offline import prepare_unstructured
 from ingest.formats.base import Format, sniff_text
 from ingest.formats.common import (
     CODEISH,
@@ -17,11 +17,11 @@ from ingest.formats.common import (
     document_title,
     draft_from_element,
     heading_number_depth,
+    is_admonition,
     partition,
     read_text,
     resolve_levels,
 )
-from ingest.sections import is_admonition
 from kb.settings import Settings
 from kb.types import ParsedDocument
 

@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ingest.workers import PreparePool
 from kb.answer.backend import AnswerBackend, Readiness, make_answerer
 from kb.answer.conversation import Turn
 from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
@@ -18,6 +17,7 @@ from kb.api.jobs import Job, JobRunner
 from kb.catalog import doc_id_for
 from kb.errors import KbError
 from kb.hits import Hit
+from kb.ingest_prepare import PreparePool
 from kb.retrieve import SearchOptions, is_cross_document
 from kb.service import KnowledgeBase
 from kb.uploads import discard, inside, uploads_root

@@ -93,7 +93,7 @@ def ingest(
 
         pool = None
         if n_workers:
-            from ingest.workers import PreparePool
+            from kb.ingest_prepare import PreparePool
 
             pool = PreparePool(kb.settings, workers=n_workers, index=not no_index)
         try:

@@ -61,7 +61,7 @@ def prepare_unstructured() -> None:
         if not hasattr(tokenize, "_get_nlp"):
             raise RuntimeError(
                 "this unstructured version has no unstructured.nlp.tokenize._get_nlp hook; "
-                "ingest/_offline.py must be updated before parsing can run offline"
+                "ingest/formats/_offline.py must be updated before parsing can run offline"
             )
         tokenize._get_nlp = _rule_based_nlp
         log.debug("unstructured: rule-based spaCy pipeline installed (no model download)")
