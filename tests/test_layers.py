@@ -2,7 +2,7 @@
 
 Layers, top to bottom: front ends (kb/cli, kb/api, ui) → the service (the composition root) → the parts
 (ingest/, retrieval, answering, index, embedders, image store, catalog, ...) → the core (types, settings,
-errors and the record encodings in kb/spans.py). A module imports only its own layer or lower ones,
+errors, and the small pure helpers listed in CORE). A module imports only its own layer or lower ones,
 `ingest/` imports only itself and the core, and nothing imports in a circle, neither module by module
 nor folder by folder (the core counts as one folder of its own). Every import counts: lazy ones inside
 functions and those under `if TYPE_CHECKING:` (a type is a dependency too).
@@ -18,7 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kb", "ingest", "ui")
 
-CORE = frozenset({"kb.types", "kb.settings", "kb.errors", "kb.spans"})
+# kb/spans.py (manifest encodings of section structure), kb/labels.py (tags, page labels) and kb/tokens.py
+# (text and visual token counts) are small pure helpers that ingest and kb both need.
+CORE = frozenset({"kb.types", "kb.settings", "kb.errors", "kb.spans", "kb.labels", "kb.tokens"})
 FRONT = ("kb.cli", "kb.api", "ui")  # these packages, whole
 # The composition root and what composes like it: modules that drive the parts for a job (ingest, ask,
 # evaluate, compare) and so may import kb.service. A part that needs the service is in the wrong layer.
