@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.formats.pdf_clean import Footnotes, drop_furniture, find_toc_pages, join_lines, take_footnotes, toc_entry
+from ingest.formats.pdf_inspect import inspect_pdf
 from ingest.formats.pdf_outline import (
     Heading,
     OutlineEntry,
@@ -55,13 +56,11 @@ def open_pdf(path: Path) -> object:
     try:
         doc = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
-        msg = str(exc)
-        if "password" in msg.casefold():
-            raise CorruptDocumentError(
-                f"{path.name} is password-protected", "remove the password (e.g. qpdf --decrypt) and upload again"
-            ) from exc
+        # pdfium's codes are terse ("Failed to load document (PDFium: Success)" for a PDF without pages):
+        # pypdf says which it is (password, no pages, damaged) in words the user can act on
+        inspect_pdf(path)
         raise CorruptDocumentError(
-            f"{path.name} is not a readable PDF: {msg}", "check the file opens in a PDF viewer, or re-export it"
+            f"{path.name} is not a readable PDF: {exc}", "check the file opens in a PDF viewer, or re-export it"
         ) from exc
     if len(doc) == 0:
         doc.close()
@@ -107,7 +106,7 @@ def _headings(outline: list[OutlineEntry], pages: list[PageText], size: float, t
     body = [p for p in pages if p.number not in toc]
     usable = [e for e in outline if e.page is not None]
     if usable:
-        found = match_outline(usable, pages)  # contents/index pages too: their outline entry names them
+        found = match_outline(usable, pages, set(toc))
         if len(found) >= max(1, len(usable) // 3):
             return found
         log.info("outline matched only %d of %d entries: using numbered headings", len(found), len(usable))

@@ -69,7 +69,7 @@ def read_outline(doc: Any, pages: int) -> tuple[list[OutlineEntry], int]:
     return out, broken
 
 
-def match_outline(entries: list[OutlineEntry], pages: list[PageText]) -> list[Heading]:
+def match_outline(entries: list[OutlineEntry], pages: list[PageText], toc: set[int]) -> list[Heading]:
     """Find each outline entry in the text of its target page (or the next): a heading per match.
 
     Entries are matched in order; a title is searched in the page's lines from the previous match on,
@@ -85,8 +85,8 @@ def match_outline(entries: list[OutlineEntry], pages: list[PageText]) -> list[He
             continue
         for pno in (e.page, e.page + 1, e.page - 1):
             page = by_number.get(pno)
-            if page is None:
-                continue
+            if page is None or (pno in toc and pno != e.page):
+                continue  # a contents page lists every title: only its own entry ("Contents") is its heading
             hit = _find(page.lines, key, used)
             if hit is not None:
                 used.update(id(ln) for ln in hit)
