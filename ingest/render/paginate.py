@@ -134,6 +134,8 @@ def split_block(block: Block, style: Style, avail: int) -> list[Block]:
 def pack(blocks: list[Block], page: PageLayout, avail: int) -> list[list[Block]]:
     """Greedy packing of fitting pieces into pages (measured with the real column layout);
     a heading never ends a page when more follows."""
+    if blocks and page.layout(blocks).height <= avail:
+        return [blocks]  # most sections fit one image: one layout, not one per block
     cols = page.geo.cols
     pieces: list[Block] = []
     for b in blocks:
