@@ -73,6 +73,7 @@ class DocumentRecord(BaseModel):
     tags: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     sections: list[SectionRecord]
+    revises: str | None = None  # the document id of the version this one replaces (kb.compare.versions)
 
     @property
     def image_keys(self) -> list[str]:

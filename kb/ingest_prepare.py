@@ -120,6 +120,7 @@ class Preparer:
             render_profile=self.settings.render_profile,
             ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
             tags=sorted(set(tags) | set(old.tags if old else [])),
+            revises=old.revises if old else None,
             warnings=list(doc.warnings),
             sections=sections,
         )

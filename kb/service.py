@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kb.catalog import Catalog, DocumentRecord
+from kb.errors import KbError
 from kb.fsutil import writer_lock
 from kb.images import ImageStore, open_image_store
 from kb.labels import clean_tags
@@ -281,6 +282,18 @@ class KnowledgeBase:
             rec.tags = clean
             if any(s.point_id for s in rec.sections):
                 self.indexer().set_tags(rec)
+            self.catalog.put(rec)
+        return rec
+
+    def set_revises(self, doc_id: str, previous: str | None) -> DocumentRecord:
+        """Record that `doc_id` is a new version of `previous` (None: of nothing)."""
+        with writer_lock(self.settings.data_dir):
+            rec = self.catalog.require(doc_id)
+            if previous is not None:
+                if previous == doc_id:
+                    raise KbError(f"{doc_id!r} cannot revise itself", "name the previous version's id")
+                self.catalog.require(previous)
+            rec.revises = previous
             self.catalog.put(rec)
         return rec
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from kb.answer.conversation import Turn, carries_comparison, retrieval_query
 from kb.answer.prompt import build_prompt
 from kb.answer.types import ContextMode, Prompt, PromptImage
+from kb.compare.answering import named_documents, version_plan
 from kb.hits import Hit, focus
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ def prepare_answer(
     # retrieval spreads over documents when the question (or the comparison it follows up) compares them
     diversify = is_cross_document(query, chosen) if scope.cross_document is None else scope.cross_document
     t0 = time.perf_counter()
+    if diversify and not chosen:  # a cross-document question searches the documents it names (and their versions)
+        search_ids = named_documents(kb, query, search_ids) or search_ids
     hits = kb.search(
         query,
         SearchOptions(
@@ -92,15 +95,29 @@ def prepare_answer(
         hits = [h for h in hits if h.doc in allowed]
     # only the sources that matter go to the model; neighbouring parts of a section become one source
     hits = focus(hits, kb.settings.answer_min_relevance, kb.settings.signal_weights)
+    plan = version_plan(kb, question, hits, chosen)  # versions of one document: the newest first, or the diff
+    if plan is not None:
+        hits = plan.hits
     t1 = time.perf_counter()
     if scope.cross_document is None:  # the answer compares when asked to, or while a comparison goes on
         cross = is_cross_document(question, chosen) or carries_comparison(question, history, hits)
     else:
         cross = scope.cross_document
+    if plan is not None:
+        cross = plan.cross_document or (scope.cross_document is True and not plan.what_changed)
     cross = cross and len({h.doc for h in hits}) > 1
     prompt = build_prompt(
-        question, hits, kb.settings, kb.images, cross_document=cross, mode=scope.mode, history=history
+        question,
+        hits,
+        kb.settings,
+        kb.images,
+        cross_document=cross,
+        mode=scope.mode,
+        history=history,
+        instructions=plan.instructions if plan else "",
     )
+    if plan is not None:
+        prompt.notes += plan.notes
     if query != question:
         prompt.notes.append(FOLLOW_UP_NOTE)
     return PreparedAnswer(

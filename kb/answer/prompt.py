@@ -172,9 +172,11 @@ def build_prompt(
     cross_document: bool = False,
     mode: ContextMode | None = None,
     history: Sequence[Turn] = (),
+    instructions: str = "",
 ) -> Prompt:
     """The grounded prompt over `hits` (in rank order), fitted to the VLM's context and image limits; the
-    newest earlier turns of a conversation that fit `vlm_history_tokens` come along."""
+    newest earlier turns of a conversation that fit `vlm_history_tokens` come along. `instructions` extend
+    the system prompt (versions of a document, a change list)."""
     mode = mode or settings.context_mode
     patch = settings.render.patch
     use_images = mode in ("image", "image+text")
@@ -216,7 +218,7 @@ def build_prompt(
     turns = fit_turns(history, settings.vlm_history_tokens, count)
     if len(turns) < len(history):
         log.info("conversation trimmed to its last %d of %d turns (KB_VLM_HISTORY_TOKENS)", len(turns), len(history))
-    system = system_prompt(mode, docs, cross_document=cross_document, conversation=bool(turns))
+    system = system_prompt(mode, docs, cross_document=cross_document, conversation=bool(turns)) + instructions
     fixed = count(system) + count(question_text(question)) + CHAT_OVERHEAD
     fixed += sum(count(t.text) + 4 for t in turns)
     budget = settings.vlm_max_context_tokens - settings.vlm_max_new_tokens - fixed

@@ -53,6 +53,10 @@ def ingest(
             "0 = all in this process); each loads its own models",
         ),
     ] = None,
+    revises: Annotated[
+        str | None,
+        typer.Option("--revises", help="the document id this file is a new version of (one file only; see `kb diff`)"),
+    ] = None,
     server: ServerOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -66,11 +70,15 @@ def ingest(
         fail(
             f"no such file or folder: {', '.join(map(str, missing))}", "check the path (folders are walked recursively)"
         )
+    if revises is not None and (len(paths) != 1 or paths[0].is_dir()):
+        fail("--revises takes one file", "ingest the new version of a document on its own")
     url = server_url(server)
     if url:
         _ingest_remote(url, paths, tag)
         return
     kb = run(lambda: KnowledgeBase(load_settings(config)))
+    if revises is not None:
+        run(lambda: kb.get(revises))  # a clear error before any work when the previous version is unknown
     n_workers = kb.settings.ingest_workers if workers is None else workers
     profile = None if no_index else run(lambda: kb.resolve_models(announce=note))
     skipped = skipped_files(paths)
@@ -104,6 +112,10 @@ def ingest(
             if pool is not None:
                 pool.close()
         bar.update(task, completed=len(results))
+    if revises is not None and results and results[0].status != "failed" and results[0].doc_id:
+        new_id = results[0].doc_id
+        run(lambda: kb.set_revises(new_id, revises))
+        err().print(f"{new_id} revises {revises} (see: kb diff {revises} {new_id})", highlight=False)
     kb.close()
     elapsed = time.perf_counter() - t0
     _print_ingest_summary(results, elapsed, skipped)
