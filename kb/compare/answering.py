@@ -43,6 +43,7 @@ class VersionPlan:
     instructions: str
     cross_document: bool
     notes: list[str] = field(default_factory=list)
+    what_changed: bool = False  # answered from the diff of two versions
 
 
 _CACHE_LOCK = threading.Lock()
@@ -230,7 +231,7 @@ def what_changed_plan(kb: KnowledgeBase, question: str, fam: Family, chosen: Seq
     )
     body = "\n".join(lines) if lines else "- no differences were found"
     notes = [f"answered from the comparison of {old} and {new} (kb diff {old} {new})"]
-    return VersionPlan(hits, f"{head}\n{body}", False, notes)
+    return VersionPlan(hits, f"{head}\n{body}", False, notes, what_changed=True)
 
 
 def version_plan(kb: KnowledgeBase, question: str, hits: list[Hit], chosen: Sequence[str] | None) -> VersionPlan | None:
@@ -249,10 +250,11 @@ def version_plan(kb: KnowledgeBase, question: str, hits: list[Hit], chosen: Sequ
         return None
     if any(d in fam.docs and d != fam.latest for d in chosen) and fam.latest not in chosen:
         return None  # the asker chose an older version on purpose
-    return _newest_first(kb, hits, fam)
+    return _newest_first(kb, hits, fam, explicit=len(chosen) > 1)
 
 
-def _newest_first(kb: KnowledgeBase, hits: list[Hit], fam: Family) -> VersionPlan:
+def _newest_first(kb: KnowledgeBase, hits: list[Hit], fam: Family, *, explicit: bool) -> VersionPlan:
+    """`explicit`: the asker chose several documents (the versions among them): keep the per-document answer."""
     latest = kb.catalog.require(fam.latest)
     newest = [h for h in hits if h.doc == fam.latest]
     others = [h for h in hits if h.doc not in fam.docs]
@@ -297,4 +299,4 @@ def _newest_first(kb: KnowledgeBase, hits: list[Hit], fam: Family) -> VersionPla
     notes = [
         f"answered from the newest version {fam.latest}" + (f"; {len(lines)} older source(s) differ" if lines else "")
     ]
-    return VersionPlan(ordered, text, bool(others), notes)
+    return VersionPlan(ordered, text, bool(others) or explicit, notes)
