@@ -345,3 +345,20 @@ def test_writer_lock_error_names_the_holding_process(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_numpy_question_encoder_matches_sentence_transformers() -> None:
+    """Searches embed the question in numpy (no torch import); the vectors are sentence-transformers' own."""
+    import numpy as np
+
+    from kb.embed.dense import SentenceEmbedder
+
+    questions = ["p99 latency of POST /payments", "Wie lange werden Zahlungsdaten aufbewahrt?", "x", "SEV1 " * 300]
+    fast = SentenceEmbedder("minilm-bundled")
+    assert fast.fast_queries()
+    a = fast.embed_queries(questions)
+    slow = SentenceEmbedder("minilm-bundled")
+    slow.load()
+    b = slow.embed_queries(questions)
+    assert a.shape == b.shape == (4, fast.dim)
+    assert float(np.abs(a - b).max()) < 1e-5

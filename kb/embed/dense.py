@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,7 @@ class SentenceEmbedder:
         if window_words:
             self.model_id += f":win={window_words}/{self.window_stride}"
         self._model: Any = None
+        self._fast: Any = None  # a NumpyBert for questions, when the folder allows it (None: not tried yet)
         self._load_lock = threading.Lock()
 
     def load(self) -> None:
@@ -92,8 +94,36 @@ class SentenceEmbedder:
                 "or set KB_TEXT_MODEL='' to run without the dense text signal",
             ) from exc
 
+    def _folder(self) -> Path | None:
+        """The model's local folder, if it is on disk (bundled, a folder, or in the hub cache)."""
+        if self.model_name == "minilm-bundled":
+            found = bundled_minilm()
+            return Path(found) if found else None
+        if Path(self.model_name).expanduser().is_dir():
+            return Path(self.model_name).expanduser()
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            hit = try_to_load_from_cache(self.model_name, "config.json")
+        except Exception:  # not a repo id
+            return None
+        return Path(hit).parent if isinstance(hit, str) else None
+
+    def fast_queries(self) -> Any:
+        """The numpy encoder for questions (no torch import), or False where it does not apply."""
+        if self._fast is None:
+            with self._load_lock:
+                if self._fast is None:
+                    from kb.embed import bert_numpy
+
+                    folder = self._folder()
+                    self._fast = bert_numpy.NumpyBert(folder) if folder and bert_numpy.supports(folder) else False
+        return self._fast
+
     @property
     def dim(self) -> int:
+        if self._model is None and self.fast_queries():
+            return int(self.fast_queries().dim)
         self.load()
         m = self._model
         f = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
@@ -126,4 +156,7 @@ class SentenceEmbedder:
         return np.asarray(out / np.where(norms == 0, 1, norms), dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        fast = self.fast_queries() if self._model is None else None
+        if fast:  # a search needs no torch: questions are short
+            return np.asarray(fast.encode([self.query_prompt + t for t in texts]), dtype=np.float32)
         return self._encode(texts, self.query_prompt)
