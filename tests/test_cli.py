@@ -48,6 +48,14 @@ print("MODULES=" + json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
+@pytest.fixture(autouse=True)
+def _one_shot_switch_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kb search` switches this process to numpy questions; each test starts from the default."""
+    from kb.embed import dense
+
+    monkeypatch.setattr(dense, "_numpy_queries", False)
+
+
 def _clean_env(**extra: str) -> dict[str, str]:
     """The environment of a fresh machine: no KB_* settings and no HF offline switch."""
     env = {
@@ -351,9 +359,10 @@ def test_numpy_question_encoder_matches_sentence_transformers() -> None:
     """Searches embed the question in numpy (no torch import); the vectors are sentence-transformers' own."""
     import numpy as np
 
-    from kb.embed.dense import SentenceEmbedder
+    from kb.embed.dense import SentenceEmbedder, use_numpy_queries
 
     questions = ["p99 latency of POST /payments", "Wie lange werden Zahlungsdaten aufbewahrt?", "x", "SEV1 " * 300]
+    use_numpy_queries()
     fast = SentenceEmbedder("minilm-bundled")
     assert fast.fast_queries()
     a = fast.embed_queries(questions)
@@ -362,3 +371,34 @@ def test_numpy_question_encoder_matches_sentence_transformers() -> None:
     b = slow.embed_queries(questions)
     assert a.shape == b.shape == (4, fast.dim)
     assert float(np.abs(a - b).max()) < 1e-5
+
+
+def test_a_command_loads_its_models_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingest loads the text model once for all files; search loads only the question encoder, once."""
+    import sentence_transformers
+
+    from kb.embed import bert_numpy
+
+    loads = {"st": 0, "numpy": 0}
+    st_init = sentence_transformers.SentenceTransformer.__init__
+    np_init = bert_numpy.NumpyBert.__init__
+
+    def count_st(self: object, *a: object, **kw: object) -> None:
+        loads["st"] += 1
+        st_init(self, *a, **kw)  # type: ignore[arg-type]
+
+    def count_np(self: bert_numpy.NumpyBert, folder: Path) -> None:
+        loads["numpy"] += 1
+        np_init(self, folder)
+
+    monkeypatch.setattr(sentence_transformers.SentenceTransformer, "__init__", count_st)
+    monkeypatch.setattr(bert_numpy.NumpyBert, "__init__", count_np)
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("KB_TEXT_MODEL", "minilm-bundled")
+    monkeypatch.setenv("KB_CLIP_MODEL", "")
+    assert runner.invoke(app, ["ingest", str(EXAMPLES)]).exit_code == 0
+    assert loads == {"st": 1, "numpy": 0}
+    loads.update(st=0, numpy=0)
+    res = runner.invoke(app, ["search", "p99 latency", "--k", "2"])
+    assert res.exit_code == 0, res.output
+    assert loads == {"st": 0, "numpy": 1}

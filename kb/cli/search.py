@@ -19,6 +19,17 @@ def snippet(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + " …"
 
 
+def one_shot_process() -> None:
+    """This process answers one question and exits: embed it in numpy on one BLAS thread (tiny matrices; more
+    threads only contend) instead of importing torch for it."""
+    import os
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from kb.embed.dense import use_numpy_queries
+
+    use_numpy_queries()
+
+
 def check_input(question: str, k: int | None) -> None:
     """Refuse a blank question or k < 1 before anything loads."""
     if not question.strip():
@@ -55,6 +66,7 @@ def search(
             hits = remote.search(question, k=k, doc_ids=doc, tags=tag, signals=signal, diverse=diverse)
         used = f"the kb server at {url}"
     else:
+        one_shot_process()
         from kb.retrieve import SearchOptions
         from kb.service import KnowledgeBase
 
@@ -113,6 +125,7 @@ def ask(
         body = {"question": question, "k": k, "doc_ids": doc, "tags": tag, "mode": mode, "cross": cross}
         _ask_remote(url, body, as_json=as_json, stream=not (as_json or no_stream))
         return
+    one_shot_process()
     settings = load_settings(config)
     scope = Scope(k=k, doc_ids=doc, tags=tag, cross_document=cross, mode=mode)  # type: ignore[arg-type]
     with KnowledgeBase(settings) as kb:

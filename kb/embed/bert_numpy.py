@@ -44,6 +44,11 @@ def supports(folder: Path) -> bool:
     )
 
 
+def hidden_size(folder: Path) -> int:
+    """The embedding size of a supported folder (mean/CLS pooling keeps the hidden size)."""
+    return int(json.loads((folder / "config.json").read_text())["hidden_size"])
+
+
 def _erf(x: np.ndarray) -> np.ndarray:
     """erf to 1.5e-7 (Abramowitz & Stegun 7.1.26): below float32 resolution, without scipy's import."""
     s = np.sign(x)
@@ -83,8 +88,13 @@ class NumpyBert:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(min(max_len, int(cfg.get("max_position_embeddings", 512))))
         raw = load_file(str(folder / "model.safetensors"))
+        # Linear weights stored transposed and contiguous: x @ W^T becomes one plain matmul.
         self.w: dict[str, np.ndarray] = {
-            k.removeprefix("bert."): v.astype(np.float32) for k, v in raw.items() if not k.startswith("pooler")
+            k.removeprefix("bert."): np.ascontiguousarray(
+                v.T if k.endswith("dense.weight") or (".self." in k and k.endswith(".weight")) else v, dtype=np.float32
+            )
+            for k, v in raw.items()
+            if not k.startswith("pooler")
         }
 
     def _p(self, name: str) -> np.ndarray:
@@ -104,7 +114,7 @@ class NumpyBert:
             pre = f"encoder.layer.{i}."
 
             def lin(x: np.ndarray, name: str, pre: str = pre) -> np.ndarray:
-                return np.asarray(x @ p(pre + name + ".weight").T + p(pre + name + ".bias"), dtype=np.float32)
+                return np.asarray(x @ p(pre + name + ".weight") + p(pre + name + ".bias"), dtype=np.float32)
 
             q = lin(h, "attention.self.query").reshape(n, self.heads, hd).transpose(1, 0, 2)
             k = lin(h, "attention.self.key").reshape(n, self.heads, hd).transpose(1, 0, 2)

