@@ -48,14 +48,6 @@ print("MODULES=" + json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_shot_switch_restored(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`kb search` switches this process to numpy questions; each test starts from the default."""
-    from kb.embed import dense
-
-    monkeypatch.setattr(dense, "_numpy_queries", False)
-
-
 def _clean_env(**extra: str) -> dict[str, str]:
     """The environment of a fresh machine: no KB_* settings and no HF offline switch."""
     env = {
@@ -359,13 +351,14 @@ def test_numpy_question_encoder_matches_sentence_transformers() -> None:
     """Searches embed the question in numpy (no torch import); the vectors are sentence-transformers' own."""
     import numpy as np
 
-    from kb.embed.dense import SentenceEmbedder, use_numpy_queries
+    from kb.embed.dense import SentenceEmbedder, numpy_queries
 
     questions = ["p99 latency of POST /payments", "Wie lange werden Zahlungsdaten aufbewahrt?", "x", "SEV1 " * 300]
-    use_numpy_queries()
     fast = SentenceEmbedder("minilm-bundled")
-    assert fast.fast_queries()
-    a = fast.embed_queries(questions)
+    with numpy_queries():
+        assert fast.fast_queries()
+        a = fast.embed_queries(questions)
+    assert fast._model is None  # sentence-transformers never loaded for the questions
     slow = SentenceEmbedder("minilm-bundled")
     slow.load()
     b = slow.embed_queries(questions)

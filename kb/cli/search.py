@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 import typer
@@ -19,15 +20,15 @@ def snippet(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def one_shot_process() -> None:
+def one_shot_process() -> AbstractContextManager[None]:
     """This process answers one question and exits: embed it in numpy on one BLAS thread (tiny matrices; more
     threads only contend) instead of importing torch for it."""
     import os
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from kb.embed.dense import use_numpy_queries
+    from kb.embed.dense import numpy_queries
 
-    use_numpy_queries()
+    return numpy_queries()
 
 
 def check_input(question: str, k: int | None) -> None:
@@ -66,12 +67,11 @@ def search(
             hits = remote.search(question, k=k, doc_ids=doc, tags=tag, signals=signal, diverse=diverse)
         used = f"the kb server at {url}"
     else:
-        one_shot_process()
         from kb.retrieve import SearchOptions
         from kb.service import KnowledgeBase
 
         settings = load_settings(config)
-        with KnowledgeBase(settings) as kb:
+        with one_shot_process(), KnowledgeBase(settings) as kb:
             profile = run(lambda: kb.resolve_models(announce=note))
             opts = SearchOptions(
                 k=settings.top_k if k is None else k, doc_ids=doc, tags=tag, signals=signal, diversify=diverse
@@ -125,10 +125,9 @@ def ask(
         body = {"question": question, "k": k, "doc_ids": doc, "tags": tag, "mode": mode, "cross": cross}
         _ask_remote(url, body, as_json=as_json, stream=not (as_json or no_stream))
         return
-    one_shot_process()
     settings = load_settings(config)
     scope = Scope(k=k, doc_ids=doc, tags=tag, cross_document=cross, mode=mode)  # type: ignore[arg-type]
-    with KnowledgeBase(settings) as kb:
+    with one_shot_process(), KnowledgeBase(settings) as kb:
         run(lambda: kb.resolve_models(announce=note))
         prep = run(lambda: prepare_answer(kb, question, scope))
     hits = prep.hits

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,17 @@ def bundled_minilm() -> str | None:
 _numpy_queries = False
 
 
-def use_numpy_queries(on: bool = True) -> None:
-    """In a one-shot process (`kb search`, `kb ask`), embed questions in numpy (kb.embed.bert_numpy) instead of
-    importing torch and sentence-transformers. Long-running servers keep the batched torch path."""
+@contextlib.contextmanager
+def numpy_queries() -> Iterator[None]:
+    """Within: embed questions in numpy (kb.embed.bert_numpy) where the folder allows it, instead of importing
+    torch and sentence-transformers; for one-shot processes (`kb search`, `kb ask`). Servers keep the batched
+    torch path."""
     global _numpy_queries
-    _numpy_queries = on
+    before, _numpy_queries = _numpy_queries, True
+    try:
+        yield
+    finally:
+        _numpy_queries = before
 
 
 def word_windows(text: str, size: int, stride: int) -> list[str]:
