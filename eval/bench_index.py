@@ -239,7 +239,8 @@ class Synth:
     def seed(self, dst: Any) -> int:
         """Copy the real points and manifests into `dst` (the query store); later docs go there too."""
         from kb.embed.base import SparseVector
-        from kb.index import BM25, IndexPoint
+        from kb.index import IndexPoint
+        from kb.signals import BM25
 
         for rec in self.kb.catalog:
             dst.catalog.put(rec)
@@ -249,7 +250,8 @@ class Synth:
             sp = vec.pop(BM25, None)
             sparse = SparseVector(list(sp.indices), list(sp.values)) if sp is not None else None
             dense = {k: np.asarray(v, dtype=np.float32) for k, v in vec.items()}
-            points.append(IndexPoint(id=str(p.id), payload=dict(p.payload), dense=dense, sparse=sparse))
+            vectors: dict[str, Any] = {**dense, **({BM25: sparse} if sparse is not None else {})}
+            points.append(IndexPoint(id=str(p.id), payload=dict(p.payload), vectors=vectors))
         dst.indexer().ensure()
         dst.index.upsert(points)
         self.kb = dst
@@ -271,8 +273,9 @@ class Synth:
 
     def add_doc(self, n_sections: int, clock: Clock) -> int:
         from kb.catalog import DocumentRecord, ImageRecord, SectionRecord
-        from kb.index import IMAGE, TEXT, IndexPoint, point_id
+        from kb.index import IndexPoint, point_id
         from kb.indexer import DocumentIndexer, passage_text
+        from kb.signals import BM25, IMAGE, TEXT
 
         j = self.n_docs
         self.n_docs += 1
@@ -319,7 +322,7 @@ class Synth:
         ix = DocumentIndexer(self.kb.index, self.kb.embedders, self.kb.settings.tenant)
         sparse = self.bm25.embed_passages([passage_text(title, s) for s in sections])
         points = [
-            IndexPoint(id=str(s.point_id), payload=ix.payload(rec, s), dense=v, sparse=sp)
+            IndexPoint(id=str(s.point_id), payload=ix.payload(rec, s), vectors={**v, BM25: sp})
             for s, v, sp in zip(sections, vecs, sparse, strict=True)
         ]
         clock.wrap("fill.qdrant_upsert", self.kb.index.upsert)(points)
@@ -477,9 +480,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from kb.embed.bm25 import Bm25Embedder
     from kb.embed.dense import SentenceEmbedder
-    from kb.embed.factory import Embedders
     from kb.service import KnowledgeBase
     from kb.settings import Settings
+    from kb.signals.configured import Embedders
 
     warnings.filterwarnings("ignore", message=".*[Ll]ocal mode.*")
     tmp = tempfile.TemporaryDirectory(prefix="bench_index_") if args.workdir is None else None
@@ -508,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# CLIP: {clip_desc}  [weights random: speed only]")
     print("# dense text: bundled all-MiniLM-L6-v2 (real weights); BM25: in-house Bm25Embedder")
     print(f"# model load: CLIP {t_clip:.2f}s, MiniLM {t_text:.2f}s")
-    emb = Embedders(
+    emb = Embedders.of(
         clip=Timed(clip, clock, {"embed_images": "embed.clip_image", "embed_texts": "q.clip_text"}),  # type: ignore[arg-type]
         text=Timed(text, clock, {"embed_passages": "embed.minilm", "embed_queries": "q.minilm"}),  # type: ignore[arg-type]
         bm25=Timed(Bm25Embedder(), clock, {"embed_passages": "embed.bm25", "embed_queries": "q.bm25"}),  # type: ignore[arg-type]

@@ -222,7 +222,7 @@ def run_eval(
     docs_dir: Path,
     *,
     ks: Sequence[int] = (1, 3, 5, 10),
-    signals: Sequence[str] = ("image", "text", "bm25", "fused"),
+    signals: Sequence[str] | None = None,  # None: each configured signal, then "fused"
     baseline: bool = True,
     store: Path | None = None,
     log: Callable[[str], None] = lambda s: None,
@@ -250,6 +250,8 @@ def run_eval(
             embedders={k: v.model_id for k, v in kb.embedders.specs().items()},
         )
         configured = kb.embedders.signals
+        if signals is None:
+            signals = [*configured, "fused"]
         per_q: dict[str, dict[str, Any]] = {
             q.id: {"id": q.id, "type": q.type, "question": q.question, "signals": {}} for q in questions if q.evidence
         }

@@ -1,4 +1,5 @@
-"""The Qdrant index: one collection, named vectors `image` (CLIP), `text` (dense), `bm25` (sparse).
+"""The Qdrant index: one collection, one named vector per configured signal (kb.signals): dense, sparse
+or multivector, as each signal's spec says.
 
 Embedded local mode (`path=`) by default, a server when `KB_QDRANT_URL` is set: the same code.
 The collection's metadata records which embedders built it; opening it with others is an error.
@@ -13,7 +14,6 @@ import warnings
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,15 +23,15 @@ from kb.embed.base import EmbedderSpec, SparseVector
 from kb.errors import ConfigError, KbError, StoreLockedError
 from kb.fsutil import record_store_holder, store_holder
 from kb.local_mirror import LocalMirror, forget_client, is_local_client, mirror_for
+from kb.points import IndexPoint as IndexPoint  # re-exported
+from kb.points import ScoredPoint
+from kb.points import point_id as point_id  # re-exported: callers name points through the index
 from kb.rwlock import RWLock
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
 
-IMAGE, TEXT, BM25 = "image", "text", "bm25"
-DENSE_SIGNALS = (IMAGE, TEXT)
 KEYWORD_FIELDS = ("doc_id", "tags", "tenant", "format")
-_NS = uuid.UUID("6f1d3c2a-3b7e-4f52-9d0e-6b1f0c9a7e11")
 
 
 # Local mode's client is not thread-safe: one readers-writer lock per client, shared by every
@@ -52,27 +52,6 @@ def _lock_for(client: QdrantClient) -> RWLock | None:
 
 class IndexError_(KbError):
     """The vector store refused an operation."""
-
-
-def point_id(section_id: str, image_keys: Sequence[str]) -> str:
-    """Deterministic: same section content and same images → same point."""
-    return str(uuid.uuid5(_NS, section_id + ":" + ",".join(image_keys)))
-
-
-@dataclass
-class IndexPoint:
-    id: str
-    payload: dict[str, Any]
-    dense: dict[str, np.ndarray] = field(default_factory=dict)
-    sparse: SparseVector | None = None
-
-
-@dataclass
-class ScoredPoint:
-    id: str
-    score: float
-    payload: dict[str, Any]
-    scores: dict[str, float] = field(default_factory=dict)
 
 
 def open_client(settings: Settings, *, location: str | None = None) -> QdrantClient:
@@ -148,12 +127,12 @@ class QdrantIndex:
                     "re-index: `kb reindex` (or restore the old model settings)",
                 )
             return
-        dense = {
-            name: models.VectorParams(size=s.dim, distance=models.Distance.COSINE)
+        dense = {name: _vector_params(s) for name, s in specs.items() if s.vector_kind != "sparse"}
+        sparse = {
+            name: models.SparseVectorParams(modifier=models.Modifier.IDF if s.idf else None)
             for name, s in specs.items()
-            if name in DENSE_SIGNALS
+            if s.vector_kind == "sparse"
         }
-        sparse = {BM25: models.SparseVectorParams(modifier=models.Modifier.IDF)} if BM25 in specs else None
         with self._writing():
             if self.client.collection_exists(self.collection):  # another thread made it meanwhile
                 return self.ensure(specs)
@@ -162,7 +141,7 @@ class QdrantIndex:
             self.client.create_collection(
                 self.collection,
                 vectors_config=dense,
-                sparse_vectors_config=sparse,
+                sparse_vectors_config=sparse or None,
                 metadata={"embedders": {k: v.as_dict() for k, v in specs.items()}},
             )
             with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); servers use them
@@ -189,9 +168,7 @@ class QdrantIndex:
         for i in range(0, len(points), batch):
             structs = []
             for p in points[i : i + batch]:
-                vec: dict[str, Any] = {k: v.tolist() for k, v in p.dense.items()}
-                if p.sparse is not None:
-                    vec[BM25] = models.SparseVector(indices=p.sparse.indices, values=p.sparse.values)
+                vec: dict[str, Any] = {k: _q(v) for k, v in p.vectors.items()}
                 structs.append(models.PointStruct(id=p.id, vector=vec, payload=p.payload))
             with self._mirrored_write() as m:
                 self.client.upsert(self.collection, structs, wait=True)
@@ -327,6 +304,16 @@ class QdrantIndex:
                 ScoredPoint(str(p.id), float(p.score), dict(p.payload or {}), signal_scores.get(str(p.id), {}))
                 for p in responses[-1].points
             ]
+
+
+def _vector_params(spec: EmbedderSpec) -> models.VectorParams:
+    """A dense vector, or a multivector compared late-interaction style (MaxSim, as ColBERT/ColPali)."""
+    multi = (
+        models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
+        if spec.vector_kind == "multivector"
+        else None
+    )
+    return models.VectorParams(size=spec.dim, distance=models.Distance.COSINE, multivector_config=multi)
 
 
 def _q(v: np.ndarray | SparseVector) -> Any:

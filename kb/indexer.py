@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-import numpy as np
 from PIL import Image
 
 from kb.catalog import DocumentRecord, SectionRecord
-from kb.embed.factory import Embedders
-from kb.index import BM25, IMAGE, TEXT, IndexPoint, QdrantIndex, point_id
+from kb.index import QdrantIndex
+from kb.points import IndexPoint, point_id
+from kb.signals import Passage
+from kb.signals.configured import Embedders
 
 log = logging.getLogger(__name__)
 
@@ -109,25 +110,16 @@ def embed_points(
     todo = [s for s in rec.sections if s.point_id and s.point_id not in skip]
     if not todo:
         return []
-    dense: dict[str, np.ndarray] = {}
-    e = embedders
-    texts = [passage_text(rec.title, s) for s in todo]
-    if e.clip:
-        dense[IMAGE] = e.clip.embed_images([images[s.images[0].key] for s in todo])
-    if e.text:
-        dense[TEXT] = e.text.embed_passages(texts)
-    sparse = e.bm25.embed_passages(texts) if e.bm25 else None
+    with_images = any(sig.uses_image for sig in embedders)
+    passages = [
+        Passage(passage_text(rec.title, s), images[s.images[0].key] if with_images and s.images else None) for s in todo
+    ]
+    by_signal = {sig.name: sig.embed_passages(passages) for sig in embedders}
     points = []
     for i, s in enumerate(todo):
         assert s.point_id is not None
-        points.append(
-            IndexPoint(
-                id=s.point_id,
-                payload=point_payload(rec, s, tenant),
-                dense={k: v[i] for k, v in dense.items()},
-                sparse=sparse[i] if sparse else None,
-            )
-        )
+        vectors = {name: vecs[i] for name, vecs in by_signal.items()}
+        points.append(IndexPoint(id=s.point_id, payload=point_payload(rec, s, tenant), vectors=vectors))
     return points
 
 
@@ -158,4 +150,4 @@ def point_payload(rec: DocumentRecord, s: SectionRecord, tenant: str) -> dict[st
     }
 
 
-__all__ = ["BM25", "IMAGE", "TEXT", "DocumentIndexer", "assign_point_ids", "embed_points", "passage_text"]
+__all__ = ["DocumentIndexer", "assign_point_ids", "embed_points", "passage_text"]

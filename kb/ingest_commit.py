@@ -21,12 +21,12 @@ from PIL import Image
 
 from ingest.pipeline import StageCallback
 from kb.catalog import Catalog, DocumentRecord
-from kb.embed.factory import Embedders
 from kb.errors import CorruptDocumentError, FileTooLargeError, KbError
 from kb.images import ImageStore
 from kb.indexer import DocumentIndexer
 from kb.ingest_prepare import PreparedDoc, Preparer
 from kb.settings import Settings, mb_bytes
+from kb.signals.configured import Embedders
 from kb.types import doc_id_for
 
 log = logging.getLogger(__name__)

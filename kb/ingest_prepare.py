@@ -12,11 +12,11 @@ from ingest.pipeline import RenderedDocument, StageCallback, render_document, re
 from ingest.render import GlyphRenderer
 from ingest.workers import WORKER_NICE, WorkerPool
 from kb.catalog import DocumentRecord, ImageRecord, SectionRecord
-from kb.embed.factory import Embedders
 from kb.images import ImageStore
 from kb.index import IndexPoint
 from kb.indexer import assign_point_ids, embed_points
 from kb.settings import Settings
+from kb.signals.configured import Embedders
 from kb.spans import encode_blocks
 from kb.tokens import TokenCounter, visual_tokens
 
@@ -136,7 +136,7 @@ def _worker_setup(settings: Settings, index: bool) -> None:
 
     embedders = None
     if index:
-        from kb.embed.factory import build_embedders
+        from kb.signals.configured import build_embedders
 
         embedders = build_embedders(settings)
     _preparer = Preparer(settings, open_image_store(settings), embedders)

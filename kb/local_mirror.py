@@ -36,16 +36,14 @@ import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from qdrant_client import QdrantClient, models
 
 from kb.embed.base import SparseVector
-
-if TYPE_CHECKING:
-    from kb.index import IndexPoint
+from kb.points import IndexPoint
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -365,11 +363,12 @@ class LocalMirror:
                 first = self._n
                 self._grow(self._n + len(points))
                 for i, p in enumerate(points):
-                    self._add_row(_norm_id(p.id), p.payload, p.sparse if self._sparse else None, first + i)
+                    sparse = p.vectors.get(self._sparse) if self._sparse else None
+                    self._add_row(_norm_id(p.id), p.payload, sparse, first + i)
                 for name in self._dense_cosine:
-                    rows = [first + i for i, p in enumerate(points) if name in p.dense]
+                    rows = [first + i for i, p in enumerate(points) if name in p.vectors]
                     if rows:
-                        vals = np.stack([np.asarray(p.dense[name], np.float32) for p in points if name in p.dense])
+                        vals = np.stack([np.asarray(p.vectors[name], np.float32) for p in points if name in p.vectors])
                         self._set_dense(name, np.asarray(rows, np.int64), vals)
                 self._after_write()
             except Exception:

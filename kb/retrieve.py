@@ -9,15 +9,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from kb.embed.base import SparseVector
 from kb.embed.batching import QueryBatcher
-from kb.embed.factory import Embedders
 from kb.hits import Hit
 from kb.images import ImageStore
-from kb.index import BM25, IMAGE, TEXT, QdrantIndex, ScoredPoint
+from kb.index import QdrantIndex
 from kb.labels import page_span
+from kb.points import ScoredPoint, Vector
+from kb.signals.configured import Embedders
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +61,18 @@ class Retriever:
         self.rrf_k = rrf_k
         self.live_ids = live_ids
         # Concurrent searches (the API) share forward passes; a lone search is not delayed.
-        e = embedders
-        self._clip_queries = QueryBatcher(_rows(e.clip.embed_texts), name="kb-clip-queries") if e.clip else None
-        self._text_queries = QueryBatcher(_rows(e.text.embed_queries), name="kb-text-queries") if e.text else None
+        self._batchers = {
+            s.name: QueryBatcher(s.embed_queries, name=f"kb-{s.name}-queries") for s in embedders if s.batch_queries
+        }
 
-    def query_vectors(
-        self, question: str, signals: Sequence[str] | None = None
-    ) -> dict[str, np.ndarray | SparseVector]:
-        e = self.embedders
-        want = set(signals or e.signals)
-        out: dict[str, np.ndarray | SparseVector] = {}
-        if self._clip_queries and IMAGE in want:
-            out[IMAGE] = self._clip_queries(question)
-        if self._text_queries and TEXT in want:
-            out[TEXT] = self._text_queries(question)
-        if e.bm25 and BM25 in want:
-            out[BM25] = e.bm25.embed_queries([question])[0]
+    def query_vectors(self, question: str, signals: Sequence[str] | None = None) -> dict[str, Vector]:
+        """One query vector per signal in `signals` (None: every configured one), in configured order."""
+        want = set(signals or self.embedders.signals)
+        out: dict[str, Vector] = {}
+        for s in self.embedders:
+            if s.name in want:
+                batcher = self._batchers.get(s.name)
+                out[s.name] = batcher(question) if batcher is not None else s.embed_queries([question])[0]
         return out
 
     def search(self, question: str, opts: SearchOptions | None = None) -> list[Hit]:
@@ -147,7 +141,3 @@ def apply_quota(points: Sequence[ScoredPoint], k: int, quota: int) -> list[Score
         if len(taken) == k:
             break
     return taken + skipped[: max(0, k - len(taken))]
-
-
-def _rows(encode: Callable[[Sequence[str]], np.ndarray]) -> Callable[[list[str]], list[np.ndarray]]:
-    return lambda texts: list(encode(texts))

@@ -19,7 +19,6 @@ from kb.labels import clean_tags
 from kb.settings import Settings
 
 if TYPE_CHECKING:
-    from kb.embed.factory import Embedders
     from kb.hits import Hit
     from kb.index import QdrantIndex
     from kb.indexer import DocumentIndexer
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from kb.ingest_prepare import PreparePool
     from kb.modelhub import Profile
     from kb.retrieve import Retriever, SearchOptions
+    from kb.signals.configured import Embedders
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class KnowledgeBase:
     @property
     def embedders(self) -> Embedders:
         if self._embedders is None:
-            from kb.embed.factory import build_embedders
+            from kb.signals.configured import build_embedders
 
             self.resolve_models()
             with self._open_lock:
@@ -167,7 +167,10 @@ class KnowledgeBase:
         if opts.k < 1:
             raise QueryError(f"k must be at least 1 (got {opts.k})", "pass --k 1 or more (default 8)")
         if opts.signals:
-            known = ("image", "text", "bm25")
+            from kb.signals.registry import entries
+
+            why = {e.name: e.enabled_by for e in entries()}
+            known = list(why)
             unknown = [s for s in opts.signals if s not in known]
             if unknown:
                 raise QueryError(f"unknown signal(s): {', '.join(unknown)}", f"use one of: {', '.join(known)}")
@@ -175,7 +178,6 @@ class KnowledgeBase:
             on = self.embedders.signals
             off = [s for s in opts.signals if s not in on]
             if off:
-                why = {"image": "KB_CLIP_MODEL", "text": "KB_TEXT_MODEL", "bm25": "KB_BM25"}
                 bundled = (
                     " (the bundled profile switched it off: no model for it on this machine)"
                     if (self._profile and self._profile.note)
@@ -321,7 +323,9 @@ class KnowledgeBase:
         now = render_fingerprint(self.settings.render, self.settings.token_counter)
         return [d for d in self.documents() if d.render_fingerprint != now]
 
-    def rerender(self, *, on_file: Callable[[Path, int, int], None] | None = None) -> tuple[list[IngestResult], list[str]]:
+    def rerender(
+        self, *, on_file: Callable[[Path, int, int], None] | None = None
+    ) -> tuple[list[IngestResult], list[str]]:
         """Re-render (and re-index) every stale document from its source file, the way a model change is
         followed by a reindex. Returns the results and the ids of stale documents whose source is gone."""
         stale = self.stale_renders()

@@ -34,8 +34,8 @@ def model_env(tiny_clip_files: tuple[Path, Path]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def shared_embedders(model_env: dict[str, str]):  # type: ignore[no-untyped-def]
     """Models load once per session; every KnowledgeBase in the tests reuses them."""
-    from kb.embed.factory import build_embedders
     from kb.settings import Settings
+    from kb.signals.configured import build_embedders
     from tests.tiny_models import settings_fields
 
     return build_embedders(Settings(**settings_fields(model_env)))

@@ -12,9 +12,10 @@ from qdrant_client import QdrantClient
 from kb.embed.base import EmbedderSpec
 from kb.embed.bm25 import Bm25Embedder
 from kb.errors import ConfigError, StoreLockedError
-from kb.index import BM25, IMAGE, TEXT, IndexPoint, QdrantIndex, open_client, point_id
+from kb.index import IndexPoint, QdrantIndex, open_client, point_id
 from kb.retrieve import apply_quota
 from kb.settings import Settings
+from kb.signals import BM25, IMAGE, TEXT
 
 SPECS = {IMAGE: EmbedderSpec("clip:test", 4), TEXT: EmbedderSpec("st:test", 3), BM25: EmbedderSpec("bm25:test", 0)}
 BM = Bm25Embedder()
@@ -34,8 +35,11 @@ def _pt(doc: str, n: int, text: str, img: list[float], txt: list[float], tags: l
     return IndexPoint(
         id=pid,
         payload={"doc_id": doc, "text": text, "tags": tags or [], "tenant": "t1", "heading_path": [f"s{n}"]},
-        dense={IMAGE: np.array(img, np.float32), TEXT: np.array(txt, np.float32)},
-        sparse=BM.embed_passages([text])[0],
+        vectors={
+            IMAGE: np.array(img, np.float32),
+            TEXT: np.array(txt, np.float32),
+            BM25: BM.embed_passages([text])[0],
+        },
     )
 
 

@@ -20,8 +20,9 @@ from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
 
 from kb import local_mirror
 from kb.embed.base import EmbedderSpec, SparseVector
-from kb.index import BM25, IMAGE, TEXT, IndexPoint, QdrantIndex, ScoredPoint, point_id
+from kb.index import IndexPoint, QdrantIndex, ScoredPoint, point_id
 from kb.local_mirror import is_local_client, mirror_for, rrf
+from kb.signals import BM25, IMAGE, TEXT
 
 DIMS = {IMAGE: 8, TEXT: 6}
 SPECS = {IMAGE: EmbedderSpec("clip:test", 8), TEXT: EmbedderSpec("st:test", 6), BM25: EmbedderSpec("bm25:test", 0)}
@@ -66,11 +67,11 @@ def _points(rng: random.Random, n: int, tag: str = "", *, duplicates: bool = Fal
             "text": f"section {tag}{i}",
             "page_start": i,
         }
-        pts.append(IndexPoint(point_id(f"{tag}{i}", []), payload, dense, sparse))
+        vectors: dict[str, Any] = {**dense, **({BM25: sparse} if sparse is not None else {})}
+        pts.append(IndexPoint(point_id(f"{tag}{i}", []), payload, vectors))
     if duplicates:  # exact duplicates of vectors: ties, which either side may order either way
         for a, b in zip(pts[:6], pts[6:12], strict=True):
-            b.dense = {k: v.copy() for k, v in a.dense.items()}
-            b.sparse = a.sparse
+            b.vectors = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in a.vectors.items()}
     return pts
 
 

@@ -109,8 +109,22 @@ class SearchIn(BaseModel):
     k: int | None = Field(None, ge=1, le=100)
     doc_ids: list[str] | None = Field(None, max_length=200)
     tags: list[str] | None = Field(None, max_length=50)
-    signals: list[Literal["image", "text", "bm25"]] | None = None
+    signals: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=16, description="configured signals to use (GET /v1/signals); default: all"
+    )
     diverse: bool | None = None
+
+
+@router.get("/signals", tags=["retrieval"])
+def signals(request: Request, _: Reader) -> dict[str, Any]:
+    """The configured retrieval signals, in fusion order, with each one's vector kind and model."""
+    kb = state(request).kb
+    return {
+        "signals": [
+            {"name": s.name, "kind": s.kind, "model": s.model_id, "weight": kb.settings.signal_weights.get(s.name, 1.0)}
+            for s in kb.embedders
+        ]
+    }
 
 
 @router.post("/search", tags=["retrieval"])

@@ -27,8 +27,12 @@ def eval_cmd(
     ] = None,
     k: Annotated[str, typer.Option("--k", help="comma-separated k values")] = "1,3,5,10",
     signals: Annotated[
-        str, typer.Option("--signals", help="comma-separated: image,text,bm25,fused")
-    ] = "image,text,bm25,fused",
+        str,
+        typer.Option(
+            "--signals",
+            help="comma-separated signals, 'a+b' fusions and 'fused' (default: each configured, then fused)",
+        ),
+    ] = "",
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="add the plain text-RAG reference row")
     ] = True,
@@ -53,7 +57,7 @@ def eval_cmd(
     from kb.evaluation import eval_json, markdown, plot, run_eval
 
     ks = sorted({int(x) for x in k.split(",") if x.strip()})
-    sigs = [s.strip() for s in signals.split(",") if s.strip()]
+    sigs = [s.strip() for s in signals.split(",") if s.strip()] or None
     from kb.modelhub import resolve_profile
 
     profile = run(lambda: resolve_profile(load_settings(config)))
