@@ -122,9 +122,20 @@ def _recorded_models(data: Path) -> dict[str, object]:
 
 def test_commands_that_need_no_model_import_none(store: Path, tmp_path: Path) -> None:
     (tmp_path / "kb.toml").write_text(f'data_dir = "{store}"\n')
-    for args in (["docs"], ["delete", "no-such-doc"], ["--help"], ["search", ""], ["ask", "x", "--k", "0"]):
+    (tmp_path / "notes.xyz").write_text("not a document")
+    for args in (
+        ["docs"],
+        ["delete", "no-such-doc"],
+        ["--help"],
+        ["search", ""],
+        ["ask", "x", "--k", "0"],
+        ["ingest", str(tmp_path / "notes.xyz")],  # refused: unsupported
+        ["ingest", str(EXAMPLES)],  # all unchanged
+    ):
         mods, output = _loaded_modules(args, tmp_path)
         assert not mods & set(HEAVY), (args, mods & set(HEAVY), output)
+        if args[0] == "ingest":
+            assert ("unsupported" in output) if "notes.xyz" in args[1] else ("3 unchanged" in output), output
     mods, output = _loaded_modules(
         ["render", str(EXAMPLES / "incident-response-sop.md"), "--out", str(tmp_path)], tmp_path
     )

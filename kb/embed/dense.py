@@ -139,7 +139,7 @@ class SentenceEmbedder:
 
     @property
     def dim(self) -> int:
-        if self._model is None and _numpy_queries:  # from the folder's config: checking the collection loads nothing
+        if self._model is None:  # from the folder's config: checking the collection loads no model
             from kb.embed import bert_numpy
 
             folder = self._folder()
