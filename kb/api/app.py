@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from kb.api import openai_compat, routes
+from kb.api import compare_routes, openai_compat, routes
 from kb.api.state import ApiState
 from kb.errors import (
     ConfigError,
@@ -130,6 +130,7 @@ def create_app(kb: KnowledgeBase) -> FastAPI:
 
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
+    app.include_router(compare_routes.router)
     return app
 
 

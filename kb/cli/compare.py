@@ -24,3 +24,25 @@ def diff(
     from kb.compare.commands import run_diff
 
     run(lambda: run_diff(load_settings(config), a, b, as_json=as_json, out_file=out_file, out=out()))
+
+
+@app.command()
+def crosscheck(
+    docs: Annotated[list[str], typer.Argument(help="two or more document ids (or paths of ingested files)")],
+    topic: Annotated[str | None, typer.Option("--topic", help="only claims that mention these words")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="{docs, claims, conflicts, agreements, vlm, notes}")] = False,
+    no_embed: Annotated[
+        bool, typer.Option("--no-embed", help="group claims by shared key terms only (no text model)")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Contradictions between documents: requirement levels, limits, defaults; conflicts and agreements, cited."""
+    from kb.compare.commands import run_crosscheck
+
+    if len(docs) < 2:
+        from kb.cli._common import fail
+
+        fail("crosscheck needs two or more documents", "kb crosscheck DOC_A DOC_B [...]")
+    run(
+        lambda: run_crosscheck(load_settings(config), docs, topic=topic, as_json=as_json, embed=not no_embed, out=out())
+    )

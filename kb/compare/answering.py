@@ -135,7 +135,7 @@ def drop_far_below(hits: list[Hit]) -> tuple[list[Hit], list[Hit]]:
     return keep, [h for h in hits if h.score < FAR_BELOW * best]
 
 
-def _record_hit(kb: KnowledgeBase, rec: DocumentRecord, index: int) -> Hit:
+def record_hit(kb: KnowledgeBase, rec: DocumentRecord, index: int) -> Hit:
     s = rec.sections[index]
     keys = [i.key for i in s.images]
     pages = (s.page_start, s.page_end or s.page_start) if s.page_start is not None else None
@@ -201,7 +201,7 @@ def what_changed_plan(kb: KnowledgeBase, question: str, fam: Family, chosen: Seq
         rec = cmp.rec_a if side == "a" else cmp.rec_b
         key = (side, rec_index)
         if key not in number:
-            hits.append(_record_hit(kb, rec, rec_index))
+            hits.append(record_hit(kb, rec, rec_index))
             number[key] = len(hits)
         return number[key]
 
@@ -276,7 +276,7 @@ def _newest_first(kb: KnowledgeBase, hits: list[Hit], fam: Family, *, explicit: 
                 for c in touching:  # the newer side of the change, when retrieval missed it
                     for i in _records(cmp, c.units_b, "b")[:1]:
                         if not any(n.section_id == latest.sections[i].section_id for n in newest):
-                            newest.append(_record_hit(kb, latest, i))
+                            newest.append(record_hit(kb, latest, i))
     ordered = newest + older + others
     pos = {id(h): n for n, h in enumerate(ordered, 1)}
     lines = []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,6 +17,9 @@ from kb.compare.evaluate import CrosscheckEval, load_pairs, markdown, pair_files
 from kb.compare.report import Comparison, compare, write_report
 from kb.compare.resolve import resolve_document
 from kb.settings import Settings
+
+if TYPE_CHECKING:
+    from kb.answer.backend import AnswerBackend
 
 
 def run_diff(settings: Settings, a: str, b: str, *, as_json: bool, out_file: Path | None, out: Console) -> Comparison:
@@ -93,3 +98,40 @@ def print_eval(res: CrosscheckEval, json_out: Path | None) -> None:
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(res.to_json(), ensure_ascii=False, indent=1))
+
+
+def run_crosscheck(
+    settings: Settings, docs: list[str], *, topic: str | None, as_json: bool, embed: bool, out: Console
+) -> None:
+    from kb.compare.crosscheck import add_verdicts, crosscheck, markdown
+    from kb.service import KnowledgeBase
+
+    kb = KnowledgeBase(settings)
+    recs = [resolve_document(kb.catalog, d) for d in docs]
+    res = crosscheck(recs, topic=topic, embed=text_embedder(kb) if embed else None)
+    answerer = vlm_for(settings)
+    if answerer is not None:
+        add_verdicts(kb, res, answerer)
+    if as_json:
+        sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, indent=1) + "\n")
+    else:
+        out.print(escape(markdown(res)), highlight=False)
+
+
+def text_embedder(kb: object) -> Callable[[list[str]], list[list[float]]] | None:
+    """The configured dense text embedder, or None when there is none or it cannot load (key terms only)."""
+    from kb.errors import KbError
+
+    try:
+        text = kb.embedders.text  # type: ignore[attr-defined]
+    except (KbError, OSError):
+        return None
+    if text is None:
+        return None
+    return lambda texts: [list(map(float, v)) for v in text.embed_passages(texts)]
+
+
+def vlm_for(settings: Settings) -> AnswerBackend | None:
+    from kb.answer.backend import make_answerer
+
+    return make_answerer(settings)

@@ -284,6 +284,10 @@ class _Differ:
 _UNITS = frozenset(
     [
         "s",
+        "month",
+        "months",
+        "year",
+        "years",
         "ms",
         "us",
         "µs",
