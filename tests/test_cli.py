@@ -33,6 +33,21 @@ def test_help_shows_citation_marker_and_plain_usage() -> None:
     assert "-k, --k INTEGER" in runner.invoke(app, ["search", "--help"]).stdout
 
 
+def test_every_command_has_plain_help() -> None:
+    """Each command's help (others' included) has a plain usage line and no typer type tags."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    names = list(group.commands)  # type: ignore[attr-defined]
+    assert {"ingest", "search", "ask", "docs", "models"} <= set(names)
+    for name in names:
+        res = runner.invoke(app, [name, "--help"])
+        assert res.exit_code == 0, (name, res.output)
+        usage = res.stdout.splitlines()[0]
+        assert usage.startswith("Usage: ") and "{" not in usage, (name, usage)
+        assert not re.search(r"<(int|str|bool|path|float|list\[)", res.stdout), (name, res.stdout)
+
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "docs"
 HEAVY = ("torch", "sentence_transformers", "transformers", "open_clip", "sklearn")
