@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +20,7 @@ from ingest.accounting import ContentText
 from ingest.formats import parse_file, supported_extensions
 from ingest.render import GlyphRenderer, png_bytes
 from ingest.sections import build_sections
+from kb.labels import one_line
 from kb.settings import RenderConfig, Settings
 from kb.spans import encode_lines, line_spans
 from kb.types import Section, doc_id_for
@@ -83,6 +84,7 @@ def render_document(
     if on_stage:
         on_stage(path, "parse")
     parsed = parse_file(path, settings)
+    parsed = replace(parsed, title=one_line(parsed.title))  # a title is one bounded line, whatever the file says
     if on_stage:
         on_stage(path, "section")
     sections = build_sections(doc_id, parsed)

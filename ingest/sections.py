@@ -5,9 +5,10 @@ No size splitting here: the renderer paginates long sections into image-sized pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ingest.formats.common import is_admonition
+from kb.labels import MAX_TITLE_CHARS, one_line
 from kb.types import Block, ParsedDocument, Section
 
 
@@ -50,16 +51,21 @@ def _split(parsed: ParsedDocument) -> list[_Group]:
     groups: list[_Group] = []
     stack: list[tuple[int, str]] = []
     current: _Group | None = None
+    title = one_line(parsed.title)
     for b in parsed.blocks:
+        if b.kind == "heading" and len(b.text) > MAX_TITLE_CHARS:
+            # a "heading" this long is text (e.g. a one-line file): as a heading it would fill every
+            # image's header and label
+            b = replace(b, kind="paragraph", level=0)
         if b.kind == "heading" and not is_admonition(b.text):
             while stack and stack[-1][0] >= b.level:
                 stack.pop()
-            stack.append((b.level, b.text))
+            stack.append((b.level, one_line(b.text)))
             current = _Group(tuple(t for _, t in stack), [b])
             groups.append(current)
             continue
         if current is None:  # text before the first heading
-            current = _Group((parsed.title,) if parsed.title else (), [])
+            current = _Group((title,) if title else (), [])
             groups.append(current)
         current.blocks.append(b)
     for g in groups:
@@ -122,7 +128,7 @@ def build_sections(doc_id: str, parsed: ParsedDocument, *, min_chars: int = MIN_
             Section(
                 doc_id=doc_id,
                 ordinal=len(sections),
-                heading_path=g.path or ((parsed.title,) if parsed.title else ()),
+                heading_path=g.path or ((one_line(parsed.title),) if parsed.title else ()),
                 headings=g.headings,
                 blocks=tuple(g.blocks),
                 page_start=min(pages) if pages else None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from kb.errors import DocumentNotFoundError
 from kb.fsutil import atomic_write_bytes
+from kb.names import is_doc_id
 from kb.types import doc_id_for as doc_id_for  # re-exported: callers look it up here
 
 SCHEMA_VERSION = 1
@@ -93,9 +93,6 @@ class DocumentRecord(BaseModel):
         return self.text_tokens / v if v else 0.0
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
 @dataclass(frozen=True)
 class DocSummary:
     """What per-request checks need from a manifest (scoping, live ids, image ownership), without
@@ -143,7 +140,7 @@ class Catalog:
         self._stamp_lock = threading.Lock()
 
     def _path(self, doc_id: str) -> Path:
-        if not doc_id or "/" in doc_id or doc_id.startswith(".") or _UNSAFE.search(doc_id):
+        if not is_doc_id(doc_id):
             raise DocumentNotFoundError(f"not a document id: {doc_id!r}", "see `kb docs` for ids")
         return self.root / f"{doc_id}.json"
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kb.labels import page_label
+from kb.labels import clean_label, page_label
 
 
 @dataclass
@@ -53,10 +53,11 @@ class Hit:
 
     def where(self) -> str:
         """`title (version) › own heading path, p. X`: which document and where in it."""
-        title = self.title or self.source_name or self.doc
+        # titles and headings come from documents: cleaned, so a label cannot fake another one
+        title = clean_label(self.title or self.source_name or self.doc)
         if self.version and not _mentions(title, self.version):
-            title += f" ({self.version})"
-        path = self.own_path
+            title += f" ({clean_label(self.version, 40)})"
+        path = [clean_label(h) for h in self.own_path]
         out = title + (f" › {' › '.join(path)}" if path else "")
         if self.pages:
             out += f", {page_label(self.pages)}"

@@ -16,9 +16,9 @@ from pydantic_settings import (
 )
 
 from kb.errors import ConfigError
+from kb.names import TENANT_RULE, valid_tenant
 
 CONFIG_ENV = "KB_CONFIG"
-TENANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 DEFAULT_CONFIG_FILE = "kb.toml"
 
 
@@ -76,8 +76,8 @@ class ApiKey(BaseModel):
     @classmethod
     def _tenant_names(cls, v: list[str]) -> list[str]:
         for t in v:
-            if not TENANT_NAME.fullmatch(t):
-                raise ValueError(f"tenant names are 1-40 of A-Z a-z 0-9 _ -: {t!r}")
+            if not valid_tenant(t):
+                raise ValueError(f"tenant names are {TENANT_RULE}: {t!r}")
         return v
 
     @field_validator("key")
@@ -194,6 +194,13 @@ class Settings(BaseSettings):
     image_store_url: str = ""
     image_store_options: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold a secret
     image_cache_mb: int = Field(64, ge=0, description="in-memory cache of images read from a remote store")
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant_name(cls, v: str) -> str:
+        if not valid_tenant(v):
+            raise ValueError(f"tenant names are {TENANT_RULE}: {v!r}")
+        return v
 
     @field_validator("data_dir")
     @classmethod

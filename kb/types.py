@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
+from kb import names as _names
 from kb.labels import page_span
 
 BlockKind = Literal["heading", "paragraph", "list_item", "table", "code", "formula", "caption"]
@@ -113,16 +111,6 @@ class ParsedDocument:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-_UNSAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def doc_id_for(path: Path) -> str:
-    """A readable, filesystem-safe id from the file name; non-ASCII names get a hash suffix to stay unique.
-
-    In the core because both sides need it: ingest names section ids after it, the catalog files
-    manifests under it."""
-    name = unicodedata.normalize("NFC", path.name)
-    safe = _UNSAFE_ID.sub("-", name).strip("-.") or "doc"
-    if safe != name:
-        safe = f"{safe[:80]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-    return safe[:120]
+# In the core because both sides need it: ingest names section ids after it, the catalog files manifests
+# under it. The rule itself (canonical names kept, changed ones hashed, tenant prefixes) is kb.names.
+doc_id_for = _names.doc_id_for

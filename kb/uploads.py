@@ -11,9 +11,7 @@ source of a document (so "re-ingest" works); `discard` removes it and every fold
 
 from __future__ import annotations
 
-import re
 import shutil
-import unicodedata
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from kb.errors import (
     TooManyFilesError,
     UnsupportedFormatError,
 )
+from kb.names import clean_file_name
 from kb.settings import Settings, mb_bytes
 
 UPLOADS_DIR = "uploads"
@@ -79,16 +78,11 @@ class UploadLimits:
 
 # -- names ------------------------------------------------------------------------------------------------
 def clean_name(raw: str | None) -> str:
-    """THE file-name rule for uploads: the last path component, NFKC-folded (fullwidth letters and slashes
-    become ASCII first), without control characters, leading dots or surrounding spaces, bounded;
-    never empty, never hidden, never a path. Letters of any script are kept."""
-    name = unicodedata.normalize("NFKC", raw or "")
-    name = re.split(r"[/\\]", name)[-1]
-    name = "".join(c for c in name if c.isprintable()).strip().lstrip(".").strip()
-    if len(name) > 150:
-        stem, dot, ext = name.rpartition(".")
-        name = f"{stem[: 140 - len(ext)]}{dot}{ext}" if dot and len(ext) <= 8 else name[:150]
-    return name or "upload"
+    """THE file-name rule for uploads (kb.names.clean_file_name): the last path component; a canonical
+    name (letters of any script, digits, `.`, `_`, `-`) is kept, any other is cleaned (NFKC-folded,
+    control characters dropped, bounded) and gets a hash of the original name, so two different names
+    never share a document id. Never empty, never hidden, never a path."""
+    return clean_file_name(raw)
 
 
 # -- content checks ---------------------------------------------------------------------------------------

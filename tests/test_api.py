@@ -28,6 +28,7 @@ KEYS = {
     "reader_b": ("reader-key-bbbbbbbbbbb", "reader", ["globex"]),
     "reader_ab": ("reader-key-abababababab", "reader", ["acme", "globex"]),
     "reader_default": ("reader-key-dddddddddddd", "reader", ["default"]),
+    "admin_ab": ("admin-key-acme-b-bbbbbbb", "admin", ["acme-b"]),
 }
 SECRET_B = "Project Zebra launch code is 7731 and the zebra budget is 4 million."
 
@@ -315,14 +316,15 @@ def test_bad_uploads_are_clear_4xx_and_lose_nothing(client: TestClient) -> None:
     assert wait_job(client, r.json(), "admin_a")["status"] == "done"
     # confusable (fullwidth) letters and slashes fold to ASCII before the name is made safe
     r = upload(client, "admin_a", [("ｅｖｉｌ／..／ｎａｍｅ.md", b"# Evil\n\nfolded\n")])
-    assert r.status_code == 202 and r.json()["files"] == ["acme--name.md"]
+    (folded,) = r.json()["files"]
+    assert r.status_code == 202 and folded.startswith("acme--name~") and folded.endswith(".md")
     assert wait_job(client, r.json(), "admin_a")["status"] == "done"
     # a file that passes the checks but fails to parse: the job reports it without server paths
     r = upload(client, "admin_a", [("broken.md", b"# \n\n")])
     job = wait_job(client, r.json(), "admin_a")
     assert job["status"] == "failed" and job["results"][0]["error"], job
     assert "/tmp" not in json.dumps(job) and "uploads" not in json.dumps(job)
-    for d in ("acme--escape.md", "acme--name.md"):
+    for d in ("acme--escape.md", folded):
         assert client.delete(f"/v1/documents/{d}", headers=h("admin_a")).status_code == 200
     assert {w: doc_ids(client, w) for w in ("reader_a", "reader_b")} == before
 
@@ -383,6 +385,56 @@ def test_cli_ingested_documents_belong_to_the_default_tenant(client: TestClient)
     finally:
         with api.lock:
             api.kb.delete("payments-api-spec-v2.txt")
+
+
+def test_tenant_ids_cannot_collide(client: TestClient) -> None:
+    """Issue 10 #1: tenant `acme` uploads `b--c.md`, tenant `acme-b` uploads `c.md`; before, both were
+    `acme--b--c.md` and the second replaced the first across tenants."""
+    r1 = upload(client, "admin_a", [("b--c.md", b"# Acme\n\nacme owns this text\n")])
+    assert wait_job(client, r1.json(), "admin_a")["status"] == "done"
+    r2 = upload(client, "admin_ab", [("c.md", b"# AcmeB\n\nacme-b owns this text\n")])
+    assert wait_job(client, r2.json(), "admin_ab")["status"] == "done"
+    a = client.get("/v1/documents/acme--b--c.md", headers=h("admin_a"))
+    b = client.get("/v1/documents/acme-b--c.md", headers=h("admin_ab"))
+    assert a.status_code == 200 and "acme owns" in a.json()["sections"][0]["text"]
+    assert b.status_code == 200 and "acme-b owns" in b.json()["sections"][0]["text"]
+    assert client.get("/v1/documents/acme--b--c.md", headers=h("admin_ab")).status_code == 404
+    assert client.delete("/v1/documents/acme--b--c.md", headers=h("admin_a")).status_code == 200
+    assert client.delete("/v1/documents/acme-b--c.md", headers=h("admin_ab")).status_code == 200
+
+
+def test_unicode_names_stay_apart(client: TestClient) -> None:
+    """Issue 10 #4: `報告.md` then `議事録.md` are two documents (both used to become `upload.md`)."""
+    ids = []
+    for name in ("報告.md", "議事録.md", "a b.md", "a?b.md"):
+        r = upload(client, "admin_a", [(name, f"# {name}\n\ntext of {name}\n".encode())])
+        job = wait_job(client, r.json(), "admin_a")
+        assert job["status"] == "done", job
+        ids.append(job["results"][0]["document"])
+    assert ids[:2] == ["acme--報告.md", "acme--議事録.md"] and len(set(ids)) == 4
+    assert set(ids) <= set(doc_ids(client, "reader_a"))
+    for d in ids:
+        assert client.delete(f"/v1/documents/{d}", headers=h("admin_a")).status_code == 200
+
+
+def test_upload_never_replaces_a_document_of_another_owner(client: TestClient, tmp_path: Path) -> None:
+    """A CLI-ingested file may carry any name, even one shaped like a tenant's id: an upload that would
+    land on that id fails and the operator's document stays."""
+    api = client.app.state.api  # type: ignore[attr-defined]
+    src = tmp_path / "acme--x.md"
+    src.write_bytes(b"# Operator\n\noperator text\n")
+    with api.lock:
+        (res,) = api.kb.ingest([src])
+    assert res.doc_id == "acme--x.md"
+    try:
+        r = upload(client, "admin_a", [("x.md", b"# Tenant\n\ntenant text\n")])
+        job = wait_job(client, r.json(), "admin_a")
+        assert job["results"][0]["status"] == "failed" and "rename" in job["results"][0]["error"]
+        assert "operator text" in api.kb.catalog.get("acme--x.md").sections[0].text
+        assert "acme--x.md" not in doc_ids(client, "reader_a")
+    finally:
+        with api.lock:
+            api.kb.delete("acme--x.md")
 
 
 def test_concurrent_uploads_and_searches(client: TestClient) -> None:

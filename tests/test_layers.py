@@ -18,9 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kb", "ingest", "ui")
 
-# kb/spans.py (manifest encodings of section structure), kb/labels.py (tags, page labels) and kb/tokens.py
+# kb/spans.py (manifest encodings of section structure), kb/labels.py (tags, page labels, label cleaning),
+# kb/names.py (tenant names, upload names, document ids) and kb/tokens.py
 # (text and visual token counts) are small pure helpers that ingest and kb both need.
-CORE = frozenset({"kb.types", "kb.settings", "kb.errors", "kb.spans", "kb.labels", "kb.tokens"})
+CORE = frozenset({"kb.types", "kb.settings", "kb.errors", "kb.spans", "kb.labels", "kb.tokens", "kb.names"})
 FRONT = ("kb.cli", "kb.api", "ui")  # these packages, whole
 # The composition root and what composes like it: modules that drive the parts for a job (ingest, ask,
 # evaluate, compare) and so may import kb.service. A part that needs the service is in the wrong layer.

@@ -181,11 +181,14 @@ def test_handle_uploads_oversized_and_hostile_names(kb: KnowledgeBase, tmp_path:
         ("../../etc/passwd.md", "passwd.md"),
         ("..\\..\\win.txt", "win.txt"),
         ("/abs/path/a.pdf", "a.pdf"),
-        ("..", "upload"),
-        (".hidden.md", "hidden.md"),
-        ("na\x00me.md", "name.md"),
-        ("Résumé 2024.docx", "Résumé 2024.docx"),
+        ("..", "upload~"),
+        (".hidden.md", "hidden~"),
+        ("na\x00me.md", "name~"),
+        ("Résumé 2024.docx", "Résumé-2024~"),
+        ("報告.md", "報告.md"),
     ],
 )
 def test_clean_name(raw: str, safe: str) -> None:
-    assert clean_name(raw) == safe
+    # the admin page and the API share one rule (kb.names): canonical names kept, others hashed
+    name = clean_name(raw)
+    assert name == safe if not safe.endswith("~") else name.startswith(safe)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import replace
 
-from ingest.render.blocks import code_rows, heading_lines, list_lines, paragraph_lines
+from ingest.render.blocks import code_rows, list_geometry
 from ingest.render.columns import PageLayout
+from ingest.render.fonts import FontChain
 from ingest.render.layout import layout_block
 from ingest.render.style import Style
 from ingest.render.tables import column_widths, normalise, row_heights
-from ingest.render.wrap import Line, wrap
+from ingest.render.wrap import Line, iter_wrap, wrap
 from kb.types import Block
 
 _SENTENCE_END = re.compile(r"[.!?;:][\"')\]”’]*(?=\s|$)|[。！？；][\"')\]”’」』]*")
@@ -21,7 +23,7 @@ def height(block: Block, style: Style) -> int:
 
 
 def _text_cut(text: str, lines: list[Line], n_fit: int) -> int:
-    """Offset where the first part ends: the last sentence end in the second half of the fitting lines,
+    """Offset where a part ends: the last sentence end in the second half of the fitting lines,
     else the end of the last fitting line."""
     lo, hi = lines[n_fit // 2].start, lines[n_fit - 1].end
     best = None
@@ -30,24 +32,41 @@ def _text_cut(text: str, lines: list[Line], n_fit: int) -> int:
     return best if best else lines[n_fit].start
 
 
-def _split_text(block: Block, style: Style, avail: int) -> list[Block]:
+def _line_params(block: Block, style: Style) -> tuple[FontChain, float, int]:
+    """(font, line width, pitch) that blocks.py lays this block's lines out with."""
     if block.kind == "heading":
-        lines, pitch = heading_lines(block, style), style.heading(block.level)[1]
-    elif block.kind == "list_item":
-        lines, pitch = list_lines(block, style), style.pitch
-    else:
-        lines, pitch = paragraph_lines(block, style), style.pitch
-    n_fit = max(1, avail // pitch)
-    if len(lines) <= n_fit:
-        return [block]
-    cut = _text_cut(block.text, lines, n_fit)
-    head, tail = block.text[:cut].rstrip(), block.text[cut:].lstrip()
-    if not head or not tail:
-        cut = lines[n_fit].start
-        head, tail = block.text[:cut].rstrip(), block.text[cut:].lstrip()
-    first = replace(block, text=head)
-    rest = replace(block, text=tail, marker=None) if block.kind == "list_item" else replace(block, text=tail)
-    return [first, *_split_text(rest, style, avail)]
+        chain, pitch = style.heading(block.level)
+        return chain, style.content, pitch
+    if block.kind == "list_item":
+        return style.body(), style.content - list_geometry(block, style)[1], style.pitch
+    return style.body(), style.content, style.pitch
+
+
+def _split_text(block: Block, style: Style, avail: int) -> list[Block]:
+    """Page-sized parts of a text block, cut at sentence ends where possible. One pass, no recursion:
+    each part wraps only the lines it needs (iter_wrap), so the work is linear in the text."""
+    text = block.text
+    out: list[Block] = []
+    pos = 0
+    cur = block
+    while True:
+        chain, width, pitch = _line_params(cur, style)
+        n_fit = max(1, avail // pitch)
+        lines = list(itertools.islice(iter_wrap(text, chain, width, word_gap=style.word_gap, start=pos), n_fit + 1))
+        if len(lines) <= n_fit:
+            tail = text[pos:].strip()
+            if tail or not out:
+                out.append(replace(cur, text=tail if out else text))
+            return out
+        cut = _text_cut(text, lines, n_fit)
+        if not text[pos:cut].strip() or not text[cut:].strip():
+            cut = lines[n_fit].start
+        out.append(replace(cur, text=text[pos:cut].strip()))
+        pos = cut
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if block.kind == "list_item":
+            cur = replace(block, marker=None)
 
 
 def _split_code(block: Block, style: Style, avail: int) -> list[Block]:

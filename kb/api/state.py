@@ -175,6 +175,15 @@ class ApiState:
         """Ingest staged files (each in its own folder); keep the new copy on success, drop it on failure."""
         for path in files:
             old = self.kb.catalog.get(doc_id_for(path))
+            if old is not None and not tenancy.owns(old, job.tenant, self.kb.settings.tenant):
+                # ids cannot collide between tenants (kb.names), but a CLI-ingested file may carry any
+                # name: an upload never replaces a document its tenant does not own
+                job.results.append(
+                    {"file": path.name, "status": "failed", "error": "this file name is taken; rename the file"}
+                )
+                if staged_root:
+                    discard(path.parent, self.tenant_uploads(job.tenant))
+                continue
             try:
                 (res,) = self.kb.ingest(
                     [path],

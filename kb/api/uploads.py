@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kb import uploads
 from kb.errors import RejectedUploadError
+from kb.names import tenant_file_name
 from kb.settings import Settings
 
 CHUNK = 1 << 20
@@ -35,7 +36,7 @@ async def stage_all(files: list[UploadFile], tenant: str, root: Path, settings: 
     staged: list[Path] = []
     try:
         for i, f in enumerate(files):
-            name = f"{tenant}--{uploads.clean_name(f.filename)}"
+            name = tenant_file_name(tenant, f.filename)  # also its document id (kb.names)
             if any(p.name == name for p in staged):
                 raise RejectedUploadError(f"two files in one upload share the name {name!r}", "rename one of them")
             staged.append(await receive(f, batch / str(i) / name, limits))
