@@ -86,7 +86,7 @@ def read_fast(path: Path) -> FastPdf:
     drop_furniture(text_pages)
     toc = find_toc_pages(text_pages)
     notes = take_footnotes([p for p in text_pages if p.number not in toc], size)
-    tables = find_tables(path, text_pages, set(toc))
+    tables = find_tables(text_pages, set(toc))
     headings = _headings(outline, text_pages, size, toc)
     title = str(meta.get("Title") or "").strip() or None
     if title is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ingest.formats.pdf_clean import join_lines
@@ -33,60 +32,109 @@ class PdfTable:
         return self.top - 1 <= cy <= self.bottom + 1 and self.x0 - 1 <= cx <= self.x1 + 1
 
 
-def find_tables(path: Path, pages: list[PageText], skip: set[int]) -> dict[int, list[PdfTable]]:
+def find_tables(pages: list[PageText], skip: set[int]) -> dict[int, list[PdfTable]]:
     """Tables per page number. `skip`: pages not to look at (contents/index pages)."""
     out: dict[int, list[PdfTable]] = {}
-    ruled = [p for p in pages if p.hrules >= _MIN_RULES and p.lines and p.number not in skip]
-    if ruled:
-        for t in _ruled(path, ruled):
-            same_page = out.setdefault(t.page, [])
-            if not any(o.top < t.bottom and t.top < o.bottom and o.x0 < t.x1 and t.x0 < o.x1 for o in same_page):
-                same_page.append(t)  # nested or overlapping finds: the first (outer) one stands
     for p in pages:
-        if p.number in skip:
+        if p.number in skip or not p.lines:
             continue
-        taken = out.get(p.number, [])
-        for t in _unruled(p, taken):
-            out.setdefault(p.number, []).append(t)
+        found = out.setdefault(p.number, [])
+        if p.hrules >= _MIN_RULES:
+            for t in _ruled(p):
+                if not any(o.top < t.bottom and t.top < o.bottom and o.x0 < t.x1 and t.x0 < o.x1 for o in found):
+                    found.append(t)  # nested or overlapping finds: the first (outer) one stands
+        found.extend(_unruled(p, found))
+    return {k: v for k, v in out.items() if v}
+
+
+def _ruled(p: PageText) -> list[PdfTable]:
+    """Ruled tables from the page's thin paths (read by pdfium, so pdfplumber need not parse the page):
+    a grid of horizontal and vertical rules goes through pdfplumber's cell finder; rules that are only
+    horizontal (booktabs style) bound a region whose columns come from aligned text pieces."""
+    from pdfplumber.table import cells_to_tables, edges_to_intersections, intersections_to_cells, merge_edges
+
+    edges: list[dict[str, Any]] = []
+    for x0, top, x1, bottom in p.rules:
+        if bottom - top < 2.5:
+            y = (top + bottom) / 2
+            edges.append({"x0": x0, "x1": x1, "top": y, "bottom": y, "width": x1 - x0, "height": 0, "orientation": "h"})
+        else:
+            x = (x0 + x1) / 2
+            edges.append({"x0": x, "x1": x, "top": top, "bottom": bottom, "width": 0, "height": bottom - top, "orientation": "v"})
+    found: list[PdfTable] = []
+    if p.vrules >= 2:
+        merged = merge_edges(edges, 3, 3, 3, 3)
+        cells = intersections_to_cells(edges_to_intersections(merged, 3, 3))
+        for group in cells_to_tables(cells):
+            t = _grid_table(p, [tuple(float(v) for v in c) for c in group])
+            if t is not None:
+                found.append(t)
+    for x0, top, x1, bottom in _hrule_regions(p, found):
+        box = PdfTable(p.number, x0, top, x1, bottom, [], header=True)
+        for run in _aligned_runs([ln for ln in p.lines if box.holds(ln)]):
+            aligned = _as_table(p.number, run, len(p.lines), min_rows=2)
+            if aligned is not None:
+                aligned.header = True
+                found.append(aligned)
+    return found
+
+
+def _grid_table(p: PageText, cells: list[tuple[float, ...]]) -> PdfTable | None:
+    """Cell boxes -> rows of text: each line piece goes to the cell holding its centre."""
+    if len(cells) < 4:
+        return None
+    tops = _cluster(sorted({c[1] for c in cells}))
+    lefts = _cluster(sorted({c[0] for c in cells}))
+    grid = [["" for _ in lefts] for _ in tops]
+    x0, top = min(c[0] for c in cells), min(c[1] for c in cells)
+    x1, bottom = max(c[2] for c in cells), max(c[3] for c in cells)
+    for ln in p.lines:
+        cy = (ln.top + ln.bottom) / 2
+        if not (top <= cy <= bottom):
+            continue
+        for seg in ln.segments:
+            cx = (seg.x0 + seg.x1) / 2
+            cell = next((c for c in cells if c[0] <= cx <= c[2] and c[1] <= cy <= c[3]), None)
+            if cell is None:
+                continue
+            r, k = _nearest(tops, cell[1]), _nearest(lefts, cell[0])
+            grid[r][k] = join_lines(grid[r][k], seg.text) if grid[r][k] else seg.text
+    rows = _clean_rows([list(r) for r in grid])
+    if rows is None or not _dense(rows):
+        return None
+    return PdfTable(p.number, x0, top, x1, bottom, rows, header=len(rows) > 1)
+
+
+def _cluster(values: list[float], tol: float = 2.0) -> list[float]:
+    out: list[float] = []
+    for v in values:
+        if not out or v - out[-1] > tol:
+            out.append(v)
     return out
 
 
-def _ruled(path: Path, pages: list[PageText]) -> list[PdfTable]:
-    try:
-        import pdfplumber
-    except ImportError:  # pragma: no cover - a declared dependency
-        log.warning("pdfplumber is not installed: ruled tables in PDFs stay text")
-        return []
-    found: list[PdfTable] = []
-    try:
-        with pdfplumber.open(str(path)) as pdf:
-            for p in pages:
-                page = pdf.pages[p.number - 1]
-                # booktabs-style tables draw only horizontal rules: their columns come from the text
-                vertical = "lines" if p.vrules >= 2 else "text"
-                settings = {"vertical_strategy": vertical, "horizontal_strategy": "lines", "snap_tolerance": 3}
-                try:
-                    tables = page.find_tables(settings)
-                    for t in tables:
-                        x0, top, x1, bottom = (float(v) for v in t.bbox)
-                        if vertical == "lines":
-                            rows = _clean_rows(t.extract())
-                            if rows and _dense(rows):
-                                found.append(PdfTable(p.number, x0, top, x1, bottom, rows, header=len(rows) > 1))
-                                continue
-                        # rows between horizontal rules; columns from where the text's pieces line up
-                        box = PdfTable(p.number, x0, top, x1, bottom, [], header=True)
-                        inside = [ln for ln in p.lines if box.holds(ln)]
-                        for run in _aligned_runs(inside):
-                            aligned = _as_table(p.number, run, len(p.lines), min_rows=2)
-                            if aligned is not None:
-                                aligned.header = True
-                                found.append(aligned)
-                finally:
-                    page.close()  # pdfplumber caches each page's objects: free them as we go
-    except Exception as exc:  # a table finder failure must not lose the document's text
-        log.info("pdfplumber failed on %s: %s", path.name, exc)
-    return found
+def _nearest(values: list[float], v: float) -> int:
+    return min(range(len(values)), key=lambda i: abs(values[i] - v))
+
+
+def _hrule_regions(p: PageText, taken: list[PdfTable]) -> list[tuple[float, float, float, float]]:
+    """Stacks of >= 2 horizontal rules of about the same extent, outside grids already found."""
+    hs = sorted((r for r in p.rules if r[3] - r[1] < 2.5), key=lambda r: r[1])
+    regions: list[list[tuple[float, float, float, float]]] = []
+    for r in hs:
+        cy = (r[1] + r[3]) / 2
+        if any(t.top - 2 <= cy <= t.bottom + 2 and t.x0 - 2 <= r[0] <= t.x1 + 2 for t in taken):
+            continue
+        last = regions[-1][-1] if regions else None
+        if last is not None and abs(last[0] - r[0]) < 6 and abs(last[2] - r[2]) < 6 and r[1] - last[3] < 120:
+            regions[-1].append(r)
+        else:
+            regions.append([r])
+    return [
+        (min(r[0] for r in g), min(r[1] for r in g), max(r[2] for r in g), max(r[3] for r in g))
+        for g in regions
+        if len(g) >= 2
+    ]
 
 
 def _clean_rows(raw: list[list[Any]]) -> list[list[str]] | None:

@@ -50,6 +50,9 @@ class Line:
         return self.bottom - self.top
 
 
+Rule = tuple[float, float, float, float]  # x0, top, x1, bottom of a thin path
+
+
 @dataclass
 class PageText:
     number: int  # 1-based
@@ -57,9 +60,16 @@ class PageText:
     height: float
     lines: list[Line]
     chars: int
-    hrules: int  # thin horizontal path objects (table rules)
-    vrules: int  # thin vertical path objects
+    rules: list[Rule]  # thin horizontal and vertical path objects (table rules)
     images: int
+
+    @property
+    def hrules(self) -> int:
+        return sum(1 for r in self.rules if r[3] - r[1] < 2.5)
+
+    @property
+    def vrules(self) -> int:
+        return sum(1 for r in self.rules if r[2] - r[0] < 2.5)
 
 
 @dataclass
@@ -118,6 +128,8 @@ def read_pages(doc: Any, pages: list[int] | None = None) -> list[PageText]:
         page = doc[index]
         try:
             width, height = page.get_size()
+            rules, images = _rules(raw, page.raw, height)
+            verticals = [r for r in rules if r[2] - r[0] < 2.5]
             textpage = page.get_textpage()
             fonts.fonts.clear()  # font handles are per page: an address may be reused by another font
             try:
@@ -125,23 +137,29 @@ def read_pages(doc: Any, pages: list[int] | None = None) -> list[PageText]:
                 _sample_fonts(raw, textpage.raw, fonts, runs)
             finally:
                 textpage.close()
-            hrules = vrules = images = 0
-            box = (ctypes.c_float(), ctypes.c_float(), ctypes.c_float(), ctypes.c_float())
-            for i in range(raw.FPDFPage_CountObjects(page.raw)):
-                obj = raw.FPDFPage_GetObject(page.raw, i)
-                kind = raw.FPDFPageObj_GetType(obj)
-                images += kind == raw.FPDF_PAGEOBJ_IMAGE
-                if kind == raw.FPDF_PAGEOBJ_PATH and raw.FPDFPageObj_GetBounds(obj, *(ctypes.byref(v) for v in box)):
-                    w, h = box[2].value - box[0].value, box[3].value - box[1].value
-                    # rules are thin: a table's lines, not a code block's shaded background
-                    hrules += h < 2.5 and w > 8
-                    vrules += w < 2.5 and h > 8
         finally:
             page.close()
-        lines = [ln for ln in (_line(index + 1, run) for run in runs) if ln is not None]
+        lines = [ln for ln in (_line(index + 1, run, verticals) for run in runs) if ln is not None]
         nchars = sum(1 for r in runs for c in r if c.ch != " ")
-        out.append(PageText(index + 1, width, height, lines, nchars, hrules, vrules, images))
+        out.append(PageText(index + 1, width, height, lines, nchars, rules, images))
     return out
+
+
+def _rules(raw: Any, page: Any, page_height: float) -> tuple[list[Rule], int]:
+    """Thin vector paths (a table's rules, not a code block's shaded box), top-down; and the image count."""
+    rules: list[Rule] = []
+    images = 0
+    box = (ctypes.c_float(), ctypes.c_float(), ctypes.c_float(), ctypes.c_float())
+    for i in range(raw.FPDFPage_CountObjects(page)):
+        obj = raw.FPDFPage_GetObject(page, i)
+        kind = raw.FPDFPageObj_GetType(obj)
+        images += kind == raw.FPDF_PAGEOBJ_IMAGE
+        if kind == raw.FPDF_PAGEOBJ_PATH and raw.FPDFPageObj_GetBounds(obj, *(ctypes.byref(v) for v in box)):
+            x0, y0, x1, y1 = (v.value for v in box)
+            w, h = x1 - x0, y1 - y0
+            if (h < 2.5 and w > 8) or (w < 2.5 and h > 8):
+                rules.append((x0, page_height - y1, x1, page_height - y0))
+    return rules, images
 
 
 def _chars(raw: Any, tp: Any, page_height: float) -> list[_Char]:
@@ -224,7 +242,7 @@ def _join_runs(runs: list[list[_Char]]) -> list[list[_Char]]:
     return out
 
 
-def _line(page: int, run: list[_Char]) -> Line | None:
+def _line(page: int, run: list[_Char], verticals: list[Rule]) -> Line | None:
     ink = [c for c in run if c.ch != " "]
     if not ink:
         return None
@@ -252,7 +270,10 @@ def _line(page: int, run: list[_Char]) -> Line | None:
     fonts = [c.font for c in ink if c.font is not None]
     n = max(1, len(fonts))
     bold = sum(f.bold for f in fonts) / n >= 0.99 if fonts else False  # headings are bold throughout
-    mono = sum(f.mono for f in fonts) / n >= 0.6 if fonts else False  # code may hold an italic placeholder
+    # code starts in the fixed-pitch font and mostly stays in it (an italic placeholder may follow);
+    # a prose line that ends in a URL or a command name does not start in it
+    first = ink[0].font
+    mono = first is not None and first.mono and sum(f.mono for f in fonts) / n >= 0.6
     return Line(
         page=page,
         text=text,
@@ -263,23 +284,27 @@ def _line(page: int, run: list[_Char]) -> Line | None:
         size=size,
         bold=bold,
         mono=mono,
-        segments=_segments(run, size),
+        segments=_segments(run, size, verticals),
         markers=markers,
     )
 
 
-def _segments(run: list[_Char], size: float) -> list[Segment]:
-    """Pieces of the line separated by a gap wider than ~1.5 em."""
+def _segments(run: list[_Char], size: float, verticals: list[Rule]) -> list[Segment]:
+    """Pieces of the line separated by a gap wider than ~1.5 em, or by a vertical rule (a cell border)."""
     segs: list[Segment] = []
     cur: list[_Char] = []
     last: _Char | None = None
     gap = max(4.0, size * 1.5)
+    if verticals:
+        ink = [c for c in run if c.ch != " "]
+        top, bottom = min(c.top for c in ink), max(c.bottom for c in ink)
+        verticals = [r for r in verticals if r[1] < bottom and top < r[3]]  # rules crossing this line only
     for c in run:
         if c.ch == " ":
             if cur:
                 cur.append(c)
             continue
-        if last is not None and c.left - last.right > gap:
+        if last is not None and (c.left - last.right > gap or _ruled_between(last, c, verticals)):
             segs.append(_seg(cur))
             cur = []
         cur.append(c)
@@ -287,6 +312,13 @@ def _segments(run: list[_Char], size: float) -> list[Segment]:
     if last is not None:
         segs.append(_seg(cur))
     return segs
+
+
+def _ruled_between(a: _Char, b: _Char, verticals: list[Rule]) -> bool:
+    if not verticals or b.left - a.right < 1.0:
+        return False  # a cell border sits in a gap, never inside a word
+    cy = (b.top + b.bottom) / 2
+    return any(a.right - 0.5 <= r[0] <= b.left + 0.5 and r[1] <= cy <= r[3] for r in verticals)
 
 
 def _seg(chars: list[_Char]) -> Segment:
