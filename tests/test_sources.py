@@ -84,3 +84,20 @@ def test_neighbouring_parts_of_a_section_merge_into_one_source_at_the_best_rank(
         "[2] Payments API Specification › Limits (part 3 of 3)",
     ]
     assert len(focus([p2, other, p1, p3], 0.0)) == 2
+
+
+def test_supporting_lines_are_the_quoted_and_overlapping_ones_and_none_without_overlap() -> None:
+    from kb.answer.evidence import supporting_lines
+    from kb.spans import LineSpan
+
+    text = "3. Retention\nPayment records MUST be retained for 7 years.\nCard numbers MUST be deleted within 30 days."
+    lines, pos = [], 0
+    for i, line in enumerate(text.split("\n")):
+        lines.append(LineSpan(pos, pos + len(line), 10, 20 * i, 300, 20 * i + 12))
+        pos += len(line) + 1
+    said = "Payment records are retained for 7 years [1]. Cards go after a month [2]."
+    assert supporting_lines(said, 1, text, lines) == [lines[1]]
+    # a quote marks its line even with few shared words
+    assert supporting_lines('It says "deleted within 30 days" [2].', 2, text, lines) == [lines[2]]
+    # no overlap: nothing marked
+    assert supporting_lines("The sky is blue [1].", 1, text, lines) == []

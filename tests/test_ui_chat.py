@@ -75,7 +75,7 @@ def test_question_answered_with_sources_and_images(env: pytest.MonkeyPatch, vlm:
     env.setenv("KB_VLM_MODEL", MODEL)
     at = started()
     side = " ".join(str(c.value) for c in at.sidebar.caption)
-    assert MODEL in side and "openai" in side
+    assert MODEL in side and "http" not in side  # the model by name, no server address
     assert len(at.sidebar.multiselect[0].options) == 3
 
     at.sidebar.slider[0].set_value(3)
@@ -83,12 +83,13 @@ def test_question_answered_with_sources_and_images(env: pytest.MonkeyPatch, vlm:
     assert not at.exception, at.exception
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
     body = " ".join(m.value for m in at.chat_message[1].markdown)
-    assert "The p99 latency is 300 ms [1]." in body
+    assert "The p99 latency is 300 ms " in body and 'class="kb-cite" href="#kb-src-1-1"' in body  # [1] opens [1]
+    assert 'id="kb-src-1-1"' in body and 'id="kb-src-1-3"' in body  # each source's panel
     labels = [e.label for e in at.expander]
     assert len(labels) == 3 and labels[0].startswith("[1] ") and labels[2].startswith("[3] ")
-    assert "score" in labels[0] and "not cited" in labels[1]
+    assert len(set(labels)) == 3 and "not cited" in labels[1]
     assert len(images(at)) >= 3  # the glyph images the model saw
-    assert any("payments" in t.value.lower() for t in at.text)  # the section text
+    assert any("payments" in c.value.lower() for c in at.code)  # the section text, copyable
     assert not at.error and not at.warning
     (req,) = vlm.requests
     assert sum(c["type"] == "image_url" for c in req["messages"][1]["content"]) == 3
@@ -109,10 +110,11 @@ def test_no_vlm_shows_warning_and_sources(env: pytest.MonkeyPatch) -> None:
     at = started()
     ask(at, Q)
     assert not at.exception, at.exception
-    (warning,) = at.warning
-    assert "No vision-language model is configured" in warning.value and "KB_VLM_BASE_URL" in warning.value
+    (info,) = at.info
+    assert "No assistant is set up" in info.value and "most relevant passages" in info.value
+    assert "KB_VLM_BASE_URL" not in info.value and any("KB_VLM_BASE_URL" in c.value for c in at.code)  # details
     assert len(at.expander) >= 3 and len(images(at)) >= 3
-    assert not at.error
+    assert not at.error and not at.warning
 
 
 def test_vlm_down_is_an_error_with_the_sources(env: pytest.MonkeyPatch) -> None:
@@ -122,8 +124,12 @@ def test_vlm_down_is_an_error_with_the_sources(env: pytest.MonkeyPatch) -> None:
     ask(at, Q)
     assert not at.exception, at.exception
     (error,) = at.error
-    assert "cannot reach the VLM server" in error.value and "Next step" in error.value
-    assert len(at.expander) >= 3 and len(images(at)) >= 3
+    assert error.value.startswith("The assistant is not available right now") and "try again" in error.value
+    assert "127.0.0.1" not in error.value and "VLM" not in error.value  # written for people
+    details = [c.value for c in at.code if "cannot reach the VLM server" in c.value]
+    assert details and "Next step" in details[0]  # for the administrator, in an expander
+    assert len(at.expander) >= 4 and len(images(at)) >= 3  # details + the passages
+    assert any("not available" in m.value for m in at.sidebar.markdown)
 
 
 def test_empty_knowledge_base(env: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,14 +1,15 @@
 """The chat page: questions answered by the VLM from glyph images, with the numbered sources under each answer.
 
-Follow-ups: the chat so far goes with each question to kb.answer.prepare_answer, which folds earlier
-questions into the retrieval query of a follow-up ("it", "that document", ...) so the search finds what
-"it" refers to.
+A conversation: the chat so far goes with each question to kb.answer.prepare_answer, so the model receives
+the earlier turns and a follow-up is searched with the questions before it. Each [n] in an answer opens its
+source (ui.sources) with the lines that support the answer marked. When the model cannot answer, the reader
+gets a plain sentence and the most relevant passages; the details go to an expander and the log.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hmac
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,15 +19,30 @@ from kb.answer import conversation
 from kb.answer.conversation import Turn
 from kb.answer.prepare import PreparedAnswer, Scope, prepare_answer
 from kb.errors import KbError
-from kb.images import ImageStore
-from kb.labels import page_label
 from kb.service import KnowledgeBase
+from ui import sources as show
+
+log = logging.getLogger(__name__)
 
 HISTORY = "chat_messages"
+RETRY = "chat_retry"  # a question to ask again (the Retry button after a failed answer)
 EMPTY = (
     "The knowledge base is empty, so there is nothing to answer from. Next step: upload documents on the "
     "Admin page, or stop the UI and run `kb ingest PATH`."
 )
+DOWN = (
+    "The assistant is not available right now. Here are the most relevant passages from your documents — "
+    "try again in a moment (Retry in the sidebar)."
+)
+CUT = (
+    "The assistant stopped before finishing, so the answer above is incomplete — do not rely on it. The most "
+    "relevant passages are below; try again in a moment (Retry in the sidebar)."
+)
+NO_MODEL = (
+    "No assistant is set up for this knowledge base, so there is no written answer. Here are the most "
+    "relevant passages from your documents."
+)
+SEARCH_FAILED = "Searching the documents did not work just now. Try again in a moment (Retry in the sidebar)."
 
 
 def turns(history: list[dict[str, Any]]) -> list[Turn]:
@@ -35,16 +51,11 @@ def turns(history: list[dict[str, Any]]) -> list[Turn]:
 
 
 # -- one turn ----------------------------------------------------------------------------------------
-def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
-    path = list(hit.heading_path)
-    if path and path[0] == hit.title:  # a document's top heading usually repeats its title
-        path = path[1:]
+def _source(n: int, label: str, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
     return {
         "n": n,
-        "title": hit.title,
-        "section": " › ".join(path),
-        "pages": page_label(hit.pages),
-        "score": float(hit.score),
+        "label": label,
+        "doc": hit.doc,
         "image_keys": list(hit.image_keys),
         "text": hit.text,
         "sent": sent,
@@ -53,10 +64,18 @@ def _source(n: int, hit: Any, *, sent: bool, cited: bool) -> dict[str, Any]:
 
 
 def _sources(prep: PreparedAnswer, cited: set[int]) -> list[dict[str, Any]]:
-    srcs = [_source(s.n, s.hit, sent=True, cited=s.n in cited) for s in prep.prompt.sources]
+    srcs = [_source(s.n, s.label, s.hit, sent=True, cited=s.n in cited) for s in prep.prompt.sources]
     start = len(srcs) + 1
-    srcs += [_source(n, h, sent=False, cited=False) for n, h in enumerate(prep.prompt.dropped, start)]
+    srcs += [_source(n, h.label(n), h, sent=False, cited=False) for n, h in enumerate(prep.prompt.dropped, start)]
     return srcs
+
+
+def _failed(msg: dict[str, Any], people: str, exc: KbError, question: str) -> None:
+    """A plain sentence for the reader; what went wrong for the operator (an expander and the log)."""
+    msg["alerts"].append(("error", people))
+    msg["details"] = f"{exc.message}\n\nNext step: {exc.hint}" if exc.hint else exc.message
+    msg["retry"] = question
+    log.warning("chat: %s (%s)", exc.message, exc.hint)
 
 
 def answer_turn(
@@ -66,12 +85,13 @@ def answer_turn(
     from kb.answer.backend import CONFIGURE_HINT
     from kb.answer.run import AnswerStream
     from kb.errors import VlmUnavailableError
-    from ui.state import get_answerer
+    from ui.state import get_answerer, note_health
 
-    msg: dict[str, Any] = {"role": "assistant", "content": "", "sources": [], "notes": [], "alerts": []}
+    turn = 1 + sum(m["role"] == "assistant" for m in history)
+    msg: dict[str, Any] = {"role": "assistant", "content": "", "sources": [], "notes": [], "alerts": [], "turn": turn}
     if not kb.documents():
         msg["alerts"].append(("warning", EMPTY))
-        _show_message(msg, kb.images)
+        _show_message(msg, kb)
         return msg
     try:
         with st.spinner("Searching the documents…"):
@@ -80,28 +100,25 @@ def answer_turn(
             )
             prep = prepare_answer(kb, question, scope, turns(history))
     except KbError as exc:
-        msg["alerts"].append(("error", _with_hint(exc.message, exc.hint)))
-        _show_message(msg, kb.images)
+        _failed(msg, SEARCH_FAILED, exc, question)
+        _show_message(msg, kb)
         return msg
     msg["notes"] = list(prep.notes)
+    msg["docs"] = sorted({s.hit.doc for s in prep.sources})  # a follow-up keeps comparing these
+    msg["cross_document"] = prep.cross_document
 
     try:
         answerer = get_answerer(kb.settings)
     except VlmUnavailableError as exc:
         answerer = None
-        msg["alerts"].append(("error", _with_hint(f"No answer: {exc.message}", exc.hint or CONFIGURE_HINT)))
+        _failed(msg, DOWN, exc, question)
     else:
         if answerer is None:
-            msg["alerts"].append(
-                (
-                    "warning",
-                    "No vision-language model is configured (KB_VLM_BACKEND=none), so there is no written "
-                    f"answer — the sources below are what the search found. Next step: {CONFIGURE_HINT}.",
-                )
-            )
+            msg["alerts"].append(("info", NO_MODEL))
+            msg["details"] = f"Answering is off (KB_VLM_BACKEND=none). To turn it on, {CONFIGURE_HINT}."
     if answerer is None:
-        msg["sources"] = _sources(prep, set())
-        _show_message(msg, kb.images)
+        _finish(kb, msg, _sources(prep, set()))
+        _show_message(msg, kb)
         return msg
 
     stream = AnswerStream(prep, answerer, kb.settings)
@@ -113,86 +130,83 @@ def answer_turn(
         except KbError as exc:  # VLM down or failing mid-answer, an in-process model that cannot load
             failure.append(exc)
 
-    text = st.write_stream(pieces)
+    live = st.empty()
+    with live.container():
+        text = st.write_stream(pieces)
+    live.empty()
     msg["content"] = text if isinstance(text, str) else "".join(map(str, text))
     if failure:
-        err = failure[0]
-        head = "The answer was cut off — do not rely on the text above. " if msg["content"] else "No answer: "
-        msg["alerts"].append(("error", _with_hint(head + err.message, err.hint)))
-        msg["sources"] = _sources(prep, set())
+        note_health(False, failure[0].message)
+        _failed(msg, CUT if msg["content"] else DOWN, failure[0], question)
+        _finish(kb, msg, _sources(prep, set()))
     else:
+        note_health(True, "")
         ans = stream.answer
         assert ans is not None
-        msg["sources"] = _sources(prep, {c.n for c in ans.citations if c.cited})
-        msg["docs"] = sorted({s.hit.doc for s in prep.sources})  # a follow-up keeps comparing these
-        msg["cross_document"] = prep.cross_document
         msg["notes"] = list(ans.notes) + [n for n in msg["notes"] if n not in ans.notes]
         u = ans.usage
         msg["meta"] = (
-            f"{ans.backend} · {ans.model} · {u.images_sent} image(s), {u.visual_tokens} visual + "
+            f"{ans.model} · {u.images_sent} image(s), {u.visual_tokens} visual + "
             f"{u.text_tokens} text tokens in, {u.completion_tokens} out · {ans.timings.get('total', 0):.1f} s"
         )
-    _show_extras(msg, kb.images)
+        _finish(kb, msg, _sources(prep, {c.n for c in ans.citations if c.cited}))
+    _show_message(msg, kb)
     return msg
 
 
-def _with_hint(message: str, hint: str) -> str:
-    return f"{message}\n\nNext step: {hint}" if hint else message
+def _finish(kb: KnowledgeBase, msg: dict[str, Any], srcs: list[dict[str, Any]]) -> None:
+    """Keep the sources with their marked images and the overlays the answer's [n] links open."""
+    msg["sources"] = srcs
+    overlays = []
+    for s in srcs:
+        marked = show.mark(kb, s, msg["content"])
+        s["images"] = marked.pngs
+        s["marked"] = marked.marked
+        overlays.append(show.overlay(msg["turn"], s, marked))
+    msg["overlays"] = "\n".join(overlays)
 
 
 # -- display -----------------------------------------------------------------------------------------
-def _show_message(msg: dict[str, Any], store: ImageStore) -> None:
-    if msg["content"]:
-        st.markdown(msg["content"])
-    _show_extras(msg, store)
-
-
-def _show_extras(msg: dict[str, Any], store: ImageStore) -> None:
+def _show_message(msg: dict[str, Any], kb: KnowledgeBase) -> None:
+    kinds = {"error": st.error, "warning": st.warning, "info": st.info}
     for kind, text in msg.get("alerts", []):
-        (st.error if kind == "error" else st.warning)(text)
+        kinds.get(kind, st.error)(text)
+    if msg.get("details"):
+        with st.expander("Details (for the administrator)"):
+            st.code(msg["details"], language=None, wrap_lines=True)
+    if msg["content"] or msg.get("overlays"):
+        body = show.linked_answer(msg["content"], msg.get("turn", 0), msg.get("sources", []))
+        st.markdown(show.STYLE + body + msg.get("overlays", ""), unsafe_allow_html=True)
     if msg.get("sources"):
-        show_sources(msg["sources"], store)
+        show_sources(msg)
     for note in msg.get("notes", []):
         st.caption(f"Note: {note}")
     if msg.get("meta"):
         st.caption(msg["meta"])
 
 
-def source_label(s: dict[str, Any]) -> str:
-    parts = [f"[{s['n']}] {s['title']}"]
-    if s["section"]:
-        parts.append(f" › {s['section']}")
-    if s["pages"]:
-        parts.append(f" · {s['pages']}")
-    parts.append(f" · score {s['score']:.3f}")
+def source_label(s: dict[str, Any], any_cited: bool) -> str:
+    label = str(s["label"])
     if not s["sent"]:
-        parts.append(" · not sent to the model")
-    return "".join(parts)
+        label += " · not sent to the model"
+    elif any_cited and not s["cited"]:
+        label += " · not cited"
+    return label
 
 
-def show_sources(sources: list[dict[str, Any]], store: ImageStore) -> None:
-    st.markdown("**Sources**")
+def show_sources(msg: dict[str, Any]) -> None:
+    sources = msg["sources"]
+    st.markdown("**Sources** — click a number in the answer to open its source with the supporting lines marked")
     any_cited = any(s["cited"] for s in sources)
     for s in sources:
-        label = source_label(s)
-        if any_cited and not s["cited"]:
-            label += " · not cited"
-        with st.expander(label):
-            imgs = _stored(store, s.get("image_keys", []))
+        with st.expander(source_label(s, any_cited)):
+            imgs = s.get("images", [])
             if imgs:
                 st.image(imgs, caption=[f"[{s['n']}] glyph image {i}" for i in range(1, len(imgs) + 1)])
             else:
                 st.caption("The glyph image is no longer in the store (the document was deleted or re-ingested).")
-            st.caption("Section text")
-            st.text(s["text"])
-
-
-def _stored(store: ImageStore, keys: list[str]) -> list[bytes]:
-    out = []
-    for k in keys:
-        with contextlib.suppress(FileNotFoundError):  # deleted or re-ingested since the answer
-            out.append(store.read(k))
-    return out
+            st.caption("Section text (copy with the button at its top right)")
+            st.code(s["text"], language=None, wrap_lines=True)
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -211,11 +225,28 @@ def _reader_ok(kb: KnowledgeBase) -> bool:
     return False
 
 
-def _sidebar(kb: KnowledgeBase) -> dict[str, Any]:
+_CHIPS = """<style>
+section[data-testid="stSidebar"] [data-baseweb="tag"]{max-width:100%;height:auto}
+section[data-testid="stSidebar"] [data-baseweb="tag"] span{max-width:none;white-space:normal;overflow:visible}
+</style>"""
+
+
+def _retry(history: list[dict[str, Any]]) -> None:
+    """Check the model again now; when the last answer failed, ask its question again."""
+    from ui.state import model_health
+
+    model_health(force=True)
+    if history and history[-1].get("retry"):
+        st.session_state[RETRY] = history[-1]["retry"]
+        del history[-2:]  # the failed question and its reply: the retry replaces them
+
+
+def _sidebar(kb: KnowledgeBase, history: list[dict[str, Any]]) -> dict[str, Any]:
     s = kb.settings
     docs = sorted(kb.documents(), key=lambda d: d.title.lower())
-    names = {d.doc_id: f"{d.title} ({d.source_name})" for d in docs}
+    names = {d.doc_id: d.title for d in docs}
     with st.sidebar:
+        st.markdown(_CHIPS, unsafe_allow_html=True)
         st.header("Ask")
         doc_ids = st.multiselect(
             "Documents",
@@ -234,24 +265,43 @@ def _sidebar(kb: KnowledgeBase) -> dict[str, Any]:
         if len(doc_ids) > 1:
             st.caption("Cross-document mode: several documents are selected.")
         st.divider()
-        if s.vlm_backend == "none":
-            st.caption("Model: none (retrieval only)")
-        else:
-            where = f" at {s.vlm_base_url}" if s.vlm_backend == "openai" else ""
-            st.caption(f"Model: `{s.vlm_model}` · {s.vlm_backend}{where}")
-        st.caption(f"Context: {s.context_mode} · {len(docs)} document(s)")
+        health_box = st.empty()
+        _show_health(health_box, kb)
+        st.button(
+            "Retry",
+            key="chat_retry_button",
+            on_click=_retry,
+            args=(history,),
+            help="Check the assistant again, and ask the last question again if it could not be answered.",
+        )
+        st.caption(f"{len(docs)} document(s)")
         if st.button("New conversation", key="chat_clear"):
             st.session_state[HISTORY] = []
             st.rerun()
-    return {"doc_ids": doc_ids, "compare": compare, "k": k}
+    return {"doc_ids": doc_ids, "compare": compare, "k": k, "health_box": health_box}
+
+
+def _show_health(box: Any, kb: KnowledgeBase) -> None:
+    """The assistant's state in the sidebar (redrawn after an answer, which may have just found it down)."""
+    from ui.state import model_health
+
+    s = kb.settings
+    with box.container():
+        if s.vlm_backend == "none":
+            st.caption("Assistant: none set up (passages only)")
+            return
+        health = model_health()
+        state = ":green[● available]" if health.ok else ":red[● not available right now]"
+        st.markdown(f"**Assistant:** {state}", help=f"checked {health.age():.0f} s ago")
+        st.caption(f"Model: `{s.vlm_model}`")
 
 
 def render_chat(kb: KnowledgeBase) -> None:
     if not _reader_ok(kb):
         return
-    opts = _sidebar(kb)
-    st.title("Ask the knowledge base")
     history: list[dict[str, Any]] = st.session_state.setdefault(HISTORY, [])
+    opts = _sidebar(kb, history)
+    st.title("Ask the knowledge base")
     if not kb.documents():
         st.info(EMPTY)
     for msg in history:
@@ -259,8 +309,11 @@ def render_chat(kb: KnowledgeBase) -> None:
             if msg["role"] == "user":
                 st.markdown(msg["content"])
             else:
-                _show_message(msg, kb.images)
+                _show_message(msg, kb)
     question = st.chat_input("Ask a question about your documents")
+    retry = st.session_state.pop(RETRY, None)
+    if (not question or not question.strip()) and retry:
+        question = retry
     if not question or not question.strip():
         return
     question = question.strip()
@@ -270,3 +323,4 @@ def render_chat(kb: KnowledgeBase) -> None:
         reply = answer_turn(kb, question, history, opts)
     history.append({"role": "user", "content": question})
     history.append(reply)
+    _show_health(opts["health_box"], kb)

@@ -7,7 +7,9 @@ each rerun; if they change (kb.toml edited) the old KnowledgeBase is closed and 
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -15,6 +17,8 @@ import streamlit as st
 from kb.answer.backend import AnswerBackend
 from kb.service import KnowledgeBase
 from kb.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,6 +28,20 @@ class _Holder:
     kb: KnowledgeBase | None = None
     answerer: AnswerBackend | None = None
     answerer_key: str | None = None
+    health: Health | None = None
+
+
+HEALTH_EVERY = 5.0  # seconds between checks of the model (each rerun of every session shares one result)
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str  # for the log and the administrator, never shown as the reader's message
+    checked_at: float
+
+    def age(self) -> float:
+        return time.monotonic() - self.checked_at
 
 
 @st.cache_resource(show_spinner=False)
@@ -68,6 +86,32 @@ def get_answerer(settings: Settings) -> AnswerBackend | None:
             h.answerer = make_answerer(settings)
             h.answerer_key = key
         return h.answerer
+
+
+def model_health(*, force: bool = False) -> Health:
+    """Whether the assistant can answer now: the backend's own `ready()` check, run at most every
+    HEALTH_EVERY seconds for the whole process (or now, with `force`: the Retry button)."""
+    from kb.errors import KbError
+
+    h = _holder()
+    cur = h.health
+    if cur is not None and not force and cur.age() < HEALTH_EVERY:
+        return cur
+    try:
+        answerer = get_answerer(load())
+        ready = answerer.ready() if answerer is not None else None
+        ok, detail = (False, "no model configured") if ready is None else (ready.ok, ready.detail)
+    except KbError as exc:
+        ok, detail = False, f"{exc.message} ({exc.hint})"
+    if not ok and (cur is None or cur.ok):
+        log.warning("the assistant is not available: %s", detail)
+    h.health = Health(ok, detail, time.monotonic())
+    return h.health
+
+
+def note_health(ok: bool, detail: str) -> None:
+    """What an answer just showed about the model (fresher than the last check)."""
+    _holder().health = Health(ok, detail, time.monotonic())
 
 
 def _close_answerer(h: _Holder) -> None:
