@@ -6,31 +6,23 @@ points. Local mode is single-process by design (a second process cannot open the
 of the collection kept in this process is coherent as long as every write goes through `QdrantIndex`,
 which forwards each write here after Qdrant accepted it.
 
-What is mirrored, and how it reproduces local mode's answers:
+What is mirrored, and how it reproduces local mode's answers (one module per kind of vector, the signal seam):
 
-* dense named vectors: float32 matrices, rows normalised the way local mode does at insert
-  (`v / ‖v‖` when ‖v‖ > EPSILON, for cosine). Scored with one matrix-vector product in float32;
-  the candidates around the cut are re-scored in float64 (local mode multiplies its float32 rows by
-  the float64 query), so scores and order agree to ~1e-7.
-* the sparse vector: an inverted index (term → rows, values) plus document frequencies. With the
-  IDF modifier the query weight of term t is `value * ln((N - df + 0.5) / (df + 0.5) + 1)`, N the live
-  points that have the sparse vector, df those among them whose vector lists t (local mode's
-  `_compute_idf` over `sparse_vectors_idf`). A point's score is the float64 sum over shared terms in
-  ascending term order, cast to float32, and only points sharing at least one term are candidates:
-  the very operations of local mode's `sparse_dot_product`, so scores are bit-identical.
+* dense named vectors: kb/mirror_dense.py (float32 matrices, float64 re-scoring at the cut);
+* the sparse vector: kb/mirror_sparse.py (inverted index and document frequencies, bit-identical scores);
+* other kinds (multivectors) and more than one sparse vector: not mirrored; Qdrant answers those queries.
 * payload fields used by filters (doc_id, tags, tenant): string values per point (a list is
   unwrapped one level, as local mode's `value_by_key` does), inverted to value → rows.
 * fusion: Qdrant's RRF, `Σ 1/((rank+1)/weight + k - 1)`, k=2 when unset, sources in query order,
   points in first-seen order, stable sort, the same float operations in the same order.
 
 Upserts append rows (an updated point's old row dies); deletes mark rows dead. Dead rows are
-compacted away when they outnumber live ones; appended rows get their own small posting lists,
-merged into the main ones when they grow.
+compacted away when they outnumber live ones; appended rows' sparse postings are merged into the main
+ones when they grow.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import uuid
 import weakref
@@ -43,21 +35,18 @@ import numpy.typing as npt
 from qdrant_client import QdrantClient, models
 
 from kb.embed.base import SparseVector
+from kb.mirror_dense import DenseColumn
+from kb.mirror_sparse import SparseColumn
 from kb.points import IndexPoint
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
 Mask = npt.NDArray[np.bool_]
 
-EPSILON = 1.1920929e-7  # qdrant_client.local.distances.EPSILON: local mode's "zero norm" threshold
 DEFAULT_RRF_K = 2  # qdrant_client.hybrid.fusion.DEFAULT_RANKING_CONSTANT_K
 FILTER_KEYS = ("doc_id", "tags", "tenant")
 _LOAD_BATCH = 2048
 COMPACT_MIN_DEAD = 1024  # compact when dead rows exceed this and the live ones
 DELTA_MIN_ROWS = 2048  # merge appended rows' postings into the main ones past max(this, main rows / 4)
-_RESCORE_MARGIN = 1e-5  # float32 scores of unit vectors are off by ~1e-7; re-score everything this close
 
 
 def is_local_client(client: QdrantClient) -> bool:
@@ -101,45 +90,6 @@ class MirrorHit:
     scores: dict[str, float]
 
 
-@dataclass
-class _Postings:
-    """Posting lists of a set of rows: term → slice of (rows, values)."""
-
-    slots: dict[int, int]
-    indptr: I64
-    rows: I32
-    vals: F64
-
-    @classmethod
-    def build(cls, rows: Iterable[int], row_sparse: Sequence[tuple[I64, F64] | None]) -> _Postings:
-        terms: list[I64] = []
-        vals: list[F64] = []
-        owners: list[I32] = []
-        for r in rows:
-            sp = row_sparse[r]
-            if sp is None or not len(sp[0]):
-                continue
-            terms.append(sp[0])
-            vals.append(sp[1])
-            owners.append(np.full(len(sp[0]), r, dtype=np.int32))
-        if not terms:
-            return cls({}, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float64))
-        t = np.concatenate(terms)
-        order = np.argsort(t, kind="stable")
-        t = t[order]
-        uniq, starts = np.unique(t, return_index=True)
-        indptr = np.append(starts, len(t)).astype(np.int64)
-        slots = dict(zip(uniq.tolist(), range(len(uniq)), strict=True))
-        return cls(slots, indptr, np.concatenate(owners)[order], np.concatenate(vals)[order])
-
-    def get(self, term: int) -> tuple[I32, F64] | None:
-        s = self.slots.get(term)
-        if s is None:
-            return None
-        a, b = int(self.indptr[s]), int(self.indptr[s + 1])
-        return self.rows[a:b], self.vals[a:b]
-
-
 class LocalMirror:
     """Rows of one collection; see the module doc. Thread-safe (one lock around reads and writes)."""
 
@@ -152,24 +102,14 @@ class LocalMirror:
     def _reset(self) -> None:
         self.loaded = False
         self.supported = True
-        self._dense_cosine: dict[str, bool] = {}  # name → normalise (cosine) or not (dot)
-        self._dims: dict[str, int] = {}
-        self._sparse: str | None = None
-        self._idf = False
+        self._dense: dict[str, DenseColumn] = {}
+        self._sparse: str | None = None  # the sparse vector's name
+        self._sp: SparseColumn | None = None
         self._n = 0  # rows used (live and dead)
         self._dead = 0
         self._ids: list[str | None] = []
         self._row_of: dict[str, int] = {}
         self._alive: Mask = np.zeros(0, np.bool_)
-        self._dense: dict[str, F32] = {}
-        self._has: dict[str, Mask] = {}
-        self._has_sparse: Mask = np.zeros(0, np.bool_)
-        self._row_sparse: list[tuple[I64, F64] | None] = []
-        self._df: dict[int, int] = {}
-        self._n_sparse = 0
-        self._base = _Postings.build((), [])
-        self._base_n = 0  # rows [0, base_n) are in _base; later ones in _delta
-        self._delta: _Postings | None = None
         self._row_fvals: list[dict[str, tuple[str, ...]]] = []
         self._fidx: dict[str, dict[str, set[int]]] = {k: {} for k in FILTER_KEYS}
         self._fcache: dict[tuple[str, str], I64] = {}
@@ -205,16 +145,13 @@ class LocalMirror:
         for name, vp in vectors.items():
             if vp.multivector_config is not None or vp.distance not in (models.Distance.COSINE, models.Distance.DOT):
                 return False
-            self._dense_cosine[name] = vp.distance == models.Distance.COSINE
-            self._dims[name] = int(vp.size)
-            self._dense[name] = np.zeros((0, int(vp.size)), np.float32)
-            self._has[name] = np.zeros(0, np.bool_)
+            self._dense[name] = DenseColumn(int(vp.size), cosine=vp.distance == models.Distance.COSINE)
         sparse = params.sparse_vectors or {}
         if len(sparse) > 1:
             return False
         for name, sp in sparse.items():
             self._sparse = name
-            self._idf = sp.modifier == models.Modifier.IDF
+            self._sp = SparseColumn(idf=sp.modifier == models.Modifier.IDF)
         return True
 
     def _load_points(self, client: QdrantClient) -> None:
@@ -231,7 +168,7 @@ class LocalMirror:
     def _append_records(self, records: Sequence[models.Record]) -> None:
         if not records:
             return
-        dense: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in self._dense_cosine}
+        dense: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in self._dense}
         sp_rows: list[int] = []
         sp_lens: list[int] = []
         sp_idx: list[int] = []
@@ -241,7 +178,7 @@ class LocalMirror:
         for i, rec in enumerate(records):
             r = first + i
             vec = rec.vector if isinstance(rec.vector, dict) else {}
-            for name in self._dense_cosine:
+            for name in self._dense:
                 v = vec.get(name)
                 if v is not None:
                     dense[name][0].append(r)
@@ -256,20 +193,8 @@ class LocalMirror:
         for name, (rows, values) in dense.items():
             if rows:
                 self._set_dense(name, np.asarray(rows, np.int64), np.asarray(values, np.float32))
-        if sp_rows:  # sparse vectors of the whole batch at once: one array each, split into per-row views
-            self._add_sparse_batch(sp_rows, sp_lens, sp_idx, sp_val)
-
-    def _add_sparse_batch(self, sp_rows: list[int], sp_lens: list[int], sp_idx: list[int], sp_val: list[float]) -> None:
-        all_idx = np.asarray(sp_idx, np.int64)
-        all_val = np.asarray(sp_val, np.float64)
-        cuts = np.cumsum(sp_lens)[:-1]
-        for r, ti, tv in zip(sp_rows, np.split(all_idx, cuts), np.split(all_val, cuts), strict=True):
-            self._row_sparse[r] = (ti, tv)
-        self._has_sparse[sp_rows] = True
-        self._n_sparse += len(sp_rows)
-        terms, counts = np.unique(all_idx, return_counts=True)
-        for t, c in zip(terms.tolist(), counts.tolist(), strict=True):
-            self._df[t] = self._df.get(t, 0) + c
+        if sp_rows and self._sp is not None:  # the whole batch's sparse vectors at once
+            self._sp.add_batch(sp_rows, sp_lens, sp_idx, sp_val)
 
     def _grow(self, need: int) -> None:
         cap = len(self._alive)
@@ -277,40 +202,26 @@ class LocalMirror:
             return
         new = max(need, cap * 2, 64)
         self._alive = np.concatenate([self._alive, np.zeros(new - cap, np.bool_)])
-        self._has_sparse = np.concatenate([self._has_sparse, np.zeros(new - cap, np.bool_)])
-        for name, dim in self._dims.items():
-            m = np.zeros((new, dim), np.float32)
-            m[:cap] = self._dense[name]
-            self._dense[name] = m
-            self._has[name] = np.concatenate([self._has[name], np.zeros(new - cap, np.bool_)])
+        for col in self._dense.values():
+            col.grow(cap, new)
+        if self._sp is not None:
+            self._sp.grow(cap, new)
 
-    def _set_dense(self, name: str, rows: I64, values: F32) -> None:
-        if values.ndim != 2 or values.shape[1] != self._dims[name]:
-            raise ValueError(f"vector {name!r}: expected dimension {self._dims[name]}, got {values.shape}")
-        if self._dense_cosine[name]:
-            norms = np.linalg.norm(values, axis=1)
-            ok = norms > EPSILON  # local mode leaves (near-)zero vectors as they are
-            values[ok] = values[ok] / norms[ok, None]
-        self._dense[name][rows] = values
-        self._has[name][rows] = True
+    def _set_dense(self, name: str, rows: I64, values: npt.NDArray[np.float32]) -> None:
+        try:
+            self._dense[name].set(rows, values)
+        except ValueError as exc:
+            raise ValueError(f"vector {name!r}: {exc}") from None
 
-    def _add_row(self, pid: str, payload: Mapping[str, Any], sparse: Any, r: int) -> None:
+    def _add_row(self, pid: str, payload: Mapping[str, Any], sparse: SparseVector | None, r: int) -> None:
         """Row `r` (already allocated, r == self._n) for point `pid`; dense vectors are set by the caller."""
         assert r == self._n
         self._n += 1
         self._ids.append(pid)
         self._row_of[pid] = r
         self._alive[r] = True
-        if sparse is not None:
-            idx = np.asarray(list(sparse.indices), np.int64)
-            val = np.asarray([float(x) for x in sparse.values], np.float64)
-            self._row_sparse.append((idx, val))
-            self._has_sparse[r] = True
-            self._n_sparse += 1
-            for t in idx.tolist():
-                self._df[t] = self._df.get(t, 0) + 1
-        else:
-            self._row_sparse.append(None)
+        if self._sp is not None:
+            self._sp.append(r, sparse)
         fvals = {k: _str_values(payload.get(k)) for k in FILTER_KEYS if k in payload}
         self._row_fvals.append(fvals)
         for k, vs in fvals.items():
@@ -324,20 +235,10 @@ class LocalMirror:
         self._ids[r] = None
         self._row_of.pop(pid, None)
         self._alive[r] = False
-        for name in self._has:
-            self._has[name][r] = False
-        sp = self._row_sparse[r]
-        if self._has_sparse[r]:
-            self._has_sparse[r] = False
-            self._n_sparse -= 1
-            if sp is not None:
-                for t in sp[0].tolist():
-                    left = self._df[t] - 1
-                    if left:
-                        self._df[t] = left
-                    else:
-                        del self._df[t]
-        self._row_sparse[r] = None
+        for col in self._dense.values():
+            col.kill(r)
+        if self._sp is not None:
+            self._sp.kill(r)
         for k, vs in self._row_fvals[r].items():
             for v in vs:
                 rows = self._fidx[k].get(v)
@@ -364,8 +265,10 @@ class LocalMirror:
                 self._grow(self._n + len(points))
                 for i, p in enumerate(points):
                     sparse = p.vectors.get(self._sparse) if self._sparse else None
-                    self._add_row(_norm_id(p.id), p.payload, sparse, first + i)
-                for name in self._dense_cosine:
+                    self._add_row(
+                        _norm_id(p.id), p.payload, sparse if isinstance(sparse, SparseVector) else None, first + i
+                    )
+                for name in self._dense:
                     rows = [first + i for i, p in enumerate(points) if name in p.vectors]
                     if rows:
                         vals = np.stack([np.asarray(p.vectors[name], np.float32) for p in points if name in p.vectors])
@@ -421,17 +324,17 @@ class LocalMirror:
 
     def _after_write(self) -> None:
         self._fcache.clear()
-        self._delta = None
+        if self._sp is not None:
+            self._sp.delta = None
         live = len(self._row_of)
         if self._dead > COMPACT_MIN_DEAD and self._dead > live:
             self._compact()
-        elif self._n - self._base_n > max(DELTA_MIN_ROWS, self._base_n // 4):
+        elif self._sp is not None and self._n - self._sp.base_n > max(DELTA_MIN_ROWS, self._sp.base_n // 4):
             self._merge_postings()
 
     def _merge_postings(self) -> None:
-        self._base = _Postings.build(range(self._n), self._row_sparse)
-        self._base_n = self._n
-        self._delta = None
+        if self._sp is not None:
+            self._sp.merge(self._n)
 
     def _compact(self) -> None:
         keep = np.flatnonzero(self._alive[: self._n])
@@ -440,16 +343,13 @@ class LocalMirror:
         cap = max(64, n * 2)
         self._alive = np.zeros(cap, np.bool_)
         self._alive[:n] = True
-        self._has_sparse = _take(self._has_sparse, keep, cap)
-        for name in self._dims:
-            m = np.zeros((cap, self._dims[name]), np.float32)
-            m[:n] = self._dense[name][keep]
-            self._dense[name] = m
-            self._has[name] = _take(self._has[name], keep, cap)
+        for col in self._dense.values():
+            col.compact(keep, cap)
+        if self._sp is not None:
+            self._sp.compact(keep, cap)
         kept = keep.tolist()
         self._ids = [self._ids[r] for r in kept]
         self._row_of = {pid: i for i, pid in enumerate(self._ids) if pid is not None}
-        self._row_sparse = [self._row_sparse[r] for r in kept]
         self._row_fvals = [self._row_fvals[r] for r in kept]
         for k in FILTER_KEYS:
             self._fidx[k] = {v: {remap[r] for r in rows} for v, rows in self._fidx[k].items()}
@@ -463,16 +363,10 @@ class LocalMirror:
         those go to Qdrant, which raises its own error."""
         for name, q in queries.items():
             if isinstance(q, SparseVector):
-                if name != self._sparse or len(q.indices) != len(q.values):
+                if name != self._sparse or not SparseColumn.accepts(q):
                     return False
-                if len(set(q.indices)) != len(q.indices) or any(i < 0 or i > 2**32 - 1 for i in q.indices):
-                    return False
-                if any(math.isnan(float(v)) for v in q.values):
-                    return False
-            else:
-                a = np.asarray(q)
-                if name not in self._dims or a.shape != (self._dims[name],) or bool(np.isnan(a).any()):
-                    return False
+            elif name not in self._dense or not self._dense[name].accepts(q):
+                return False
         return True
 
     def search(
@@ -508,9 +402,11 @@ class LocalMirror:
             for n in names:
                 q = queries[n]
                 if isinstance(q, SparseVector):
-                    ranked.append(self._search_sparse(q, base, k_each))
+                    assert self._sp is not None  # can_answer checked the name
+                    found = self._sp.search(q, base, self._n, k_each)
                 else:
-                    ranked.append(self._search_dense(n, np.asarray(q), base, k_each))
+                    found = self._dense[n].search(np.asarray(q), base, self._n, k_each)
+                ranked.append([(self._pid(r), score) for r, score in found])
         if len(names) == 1:
             return [MirrorHit(pid, s, {names[0]: s}) for pid, s in ranked[0]]
         signal_scores: dict[str, dict[str, float]] = {}
@@ -531,64 +427,6 @@ class LocalMirror:
                 rows = self._fcache[(key, v)] = np.fromiter(self._fidx[key].get(v, ()), np.int64)
             mask[rows] = True
         return mask
-
-    def _search_dense(self, name: str, q: np.ndarray, base: Mask, k: int) -> list[tuple[str, float]]:
-        mask = base & self._has[name][: self._n]
-        valid = np.flatnonzero(mask)
-        if not len(valid):
-            return []
-        q64 = q.astype(np.float64)
-        if self._dense_cosine[name]:
-            norm = float(np.linalg.norm(q64))
-            q64 = q64 / (norm if norm != 0.0 else EPSILON)
-        m = self._dense[name]
-        q32 = q64.astype(np.float32)
-        # a narrow filter gathers its rows; otherwise one product over all rows is cheaper than the gather
-        s32 = m[valid] @ q32 if len(valid) < self._n // 4 else (m[: self._n] @ q32)[valid]
-        # candidates: the top k by float32, plus anything within float32 error of the k-th
-        if len(valid) > k:
-            kth = float(np.partition(s32, len(s32) - k)[len(s32) - k])
-            cand = np.flatnonzero(s32 >= kth - _RESCORE_MARGIN)
-        else:
-            cand = np.arange(len(valid))
-        rows = valid[cand]
-        s64 = m[rows].astype(np.float64) @ q64
-        order = np.lexsort((rows, -s64))[:k]
-        return [(self._pid(int(rows[i])), float(s64[i])) for i in order]
-
-    def _search_sparse(self, q: SparseVector, base: Mask, k: int) -> list[tuple[str, float]]:
-        pairs = sorted(zip((int(i) for i in q.indices), (float(v) for v in q.values), strict=True))
-        acc = np.zeros(self._n, np.float64)
-        hit = np.zeros(self._n, np.bool_)
-        if self._delta is None and self._n > self._base_n:
-            self._delta = _Postings.build(range(self._base_n, self._n), self._row_sparse)
-        segments = [self._base] + ([self._delta] if self._delta is not None else [])
-        n_docs = self._n_sparse
-        for term, value in pairs:
-            if self._idf:
-                df = self._df.get(term, 0)
-                value = value * math.log((n_docs - df + 0.5) / (df + 0.5) + 1)
-            for seg in segments:
-                got = seg.get(term)
-                if got is None:
-                    continue
-                rows, vals = got
-                acc[rows] += value * vals
-                hit[rows] = True
-        mask = base & hit & self._has_sparse[: self._n]
-        valid = np.flatnonzero(mask)
-        if not len(valid):
-            return []
-        s32 = acc[valid].astype(np.float32)
-        if len(valid) > k:
-            kth = np.partition(s32, len(s32) - k)[len(s32) - k]
-            top: I64 = np.flatnonzero(s32 >= kth)  # the top k and every tie at the cut, then ordered
-        else:
-            top = np.arange(len(valid), dtype=np.int64)
-        found = valid[top]
-        top_s = s32[top]
-        order = np.lexsort((found, -top_s))[:k]
-        return [(self._pid(int(found[i])), float(top_s[i])) for i in order]
 
     def _pid(self, r: int) -> str:
         pid = self._ids[r]
@@ -624,9 +462,3 @@ def _norm_id(pid: object) -> str:
         return str(uuid.UUID(s))
     except ValueError:
         return s
-
-
-def _take(a: Mask, keep: I64, cap: int) -> Mask:
-    out = np.zeros(cap, np.bool_)
-    out[: len(keep)] = a[keep]
-    return out
