@@ -34,8 +34,9 @@ SERVICE = frozenset(
         "kb.answer.run",
         "kb.evaluation",
         "kb.llama",
-        "kb.compare.commands",
         "kb.compare.answering",
+        "kb.compare_jobs.commands",
+        "kb.compare_jobs.crosscheck",
     }
 )
 RANK = {"core": 0, "part": 1, "service": 2, "front": 3}

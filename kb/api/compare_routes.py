@@ -46,7 +46,7 @@ def diff(request: Request, principal: Reader, body: DiffIn) -> dict[str, Any]:
 def crosscheck(request: Request, principal: Reader, body: CrosscheckIn) -> dict[str, Any]:
     """Conflicts and agreements between the documents' normative claims, each side cited (deterministic;
     no model verdicts over the API)."""
-    from kb.compare.crosscheck import crosscheck as run
+    from kb.compare_jobs.crosscheck import crosscheck as run
 
     kb = _state(request).kb
     recs = [tenancy.require(kb, principal.tenant, d) for d in dict.fromkeys(body.docs)]

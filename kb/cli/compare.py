@@ -21,7 +21,7 @@ def diff(
     config: ConfigOpt = None,
 ) -> None:
     """What changed from A to B: sentences, list items and table rows, cited by section and page."""
-    from kb.compare.commands import run_diff
+    from kb.compare_jobs.commands import run_diff
 
     run(lambda: run_diff(load_settings(config), a, b, as_json=as_json, out_file=out_file, out=out()))
 
@@ -37,7 +37,7 @@ def crosscheck(
     config: ConfigOpt = None,
 ) -> None:
     """Contradictions between documents: requirement levels, limits, defaults; conflicts and agreements, cited."""
-    from kb.compare.commands import run_crosscheck
+    from kb.compare_jobs.commands import run_crosscheck
 
     if len(docs) < 2:
         from kb.cli._common import fail

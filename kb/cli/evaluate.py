@@ -47,7 +47,7 @@ def eval_cmd(
     """Evidence recall@k and MRR per signal and fused, on a question set (ingests into a scratch store);
     with --crosscheck, planted changes found and false differences reported by `kb diff`."""
     if crosscheck is not None:
-        from kb.compare.commands import print_eval, run_crosscheck_eval
+        from kb.compare_jobs.commands import print_eval, run_crosscheck_eval
 
         res_x = run(lambda: run_crosscheck_eval(load_settings(config), crosscheck, docs_dir, err()))
         print_eval(res_x, json_out)

@@ -103,7 +103,7 @@ def print_eval(res: CrosscheckEval, json_out: Path | None) -> None:
 def run_crosscheck(
     settings: Settings, docs: list[str], *, topic: str | None, as_json: bool, embed: bool, out: Console
 ) -> None:
-    from kb.compare.crosscheck import add_verdicts, crosscheck, markdown
+    from kb.compare_jobs.crosscheck import add_verdicts, crosscheck, markdown
     from kb.service import KnowledgeBase
 
     kb = KnowledgeBase(settings)
