@@ -93,6 +93,11 @@ class KnowledgeBase:
         return self._profile
 
     @property
+    def models_loaded(self) -> bool:
+        """Whether the embedding models are in memory (the first ingest or search loads them)."""
+        return self._embedders is not None
+
+    @property
     def embedders(self) -> Embedders:
         if self._embedders is None:
             from kb.signals.configured import build_embedders

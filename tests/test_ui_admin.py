@@ -102,6 +102,11 @@ def test_upload_table_reingest_tags_preview_delete(kb: KnowledgeBase) -> None:
     assert list(df.columns) == ["title", "file", "format", "pages", "sections", "images", "ingested", "tags"]
     assert list(df["file"]) == ["policy.md"] and list(df["tags"]) == ["backup, ops"]
     assert at.metric[0].value == "1"
+    assert list(df["pages"]) == ["–"]  # Markdown has no pages
+    assert not at.image and "Select a row" in _texts(at.caption)  # nothing open until a row is picked
+    at.session_state["admin_doc"] = "policy.md"  # what selecting its row stores
+    at.run()
+    assert "uploads" not in _texts(at.caption) and "/" not in _texts(at.caption)  # no server paths
     (img,) = at.image  # the glyph preview of the selected document, captioned with its heading path
     assert "Backup policy" in img.captions[0] and img.captions[0].startswith("1/")
 
@@ -135,14 +140,35 @@ def test_preview_pages_and_reingest_without_source(kb: KnowledgeBase, tmp_path: 
     assert r.status == "ingested" and r.images >= 2, r
     src.unlink()
     at = _signed_in(kb)
+    at.session_state["admin_doc"] = "notes.md"
+    at.run()
     (img,) = at.image
     assert img.captions[0].startswith(f"1/{r.images} ")
     at.slider(key="admin_preview_notes.md").set_value(2).run()
     (img2,) = at.image
     assert img2.captions[0].startswith(f"2/{r.images} ") and img2.value != img.value
     at.button(key="admin_reingest").click().run()
-    assert "no longer exists" in _texts(at.warning)
+    assert "no longer kept" in _texts(at.warning) and str(tmp_path) not in _texts(at.warning)
     assert kb.get("notes.md")
+
+
+def test_unchanged_upload_takes_new_tags_and_results_survive_a_reload(kb: KnowledgeBase) -> None:
+    at = _signed_in(kb)
+    at.file_uploader[0].set_value([("policy.md", GOOD_MD, "text/markdown")])
+    at.run()
+    at.button(key="admin_ingest").click().run()
+    assert kb.get("policy.md").tags == []
+    at.file_uploader[0].set_value([("policy.md", GOOD_MD, "text/markdown")])
+    at.text_input(key="admin_upload_tags").input("legal")
+    at.run()
+    at.button(key="admin_ingest").click().run()
+    assert not at.exception, at.exception
+    assert "unchanged" in _texts(at.info) and "tags now: legal" in _texts(at.info)
+    assert kb.get("policy.md").tags == ["legal"]
+    assert {h.doc for h in kb.search("backups", SearchOptions(k=3, tags=["legal"]))} == {"policy.md"}
+    # a reload (a new session) still shows the last batch's results
+    again = _signed_in(kb)
+    assert "tags now: legal" in _texts(again.info) and "Last upload" in _texts(again.caption)
 
 
 def test_handle_uploads_oversized_and_hostile_names(kb: KnowledgeBase, tmp_path: Path) -> None:

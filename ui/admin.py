@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import streamlit as st
 
 from ingest.formats import supported_extensions
 from kb import uploads
+from kb import uploads as uploads_mod  # `uploads` is the file list inside _render_upload
 from kb.errors import KbError
 from kb.labels import clean_tags, page_label, page_span, parse_tags
 
@@ -40,6 +42,7 @@ _STAGES = {
 _AUTH_KEY = "admin_auth"
 _FLASH_KEY = "admin_flash"
 _RESULTS_KEY = "admin_upload_results"
+_DOC_KEY = "admin_doc"  # the document opened from the table
 _UPLOADER_GEN = "admin_uploader_gen"
 
 
@@ -121,6 +124,10 @@ def _ingest_one(
         log.exception("ingest of %s failed", path)
         result = IngestResult(path=path, status="failed", error=f"internal error: {type(exc).__name__}: {exc}")
     new = kb.catalog.get(doc_id)
+    if result.status == "unchanged" and new is not None and tags and not set(tags) <= set(new.tags):
+        # the same bytes with new tags: the tags apply at once, nothing is parsed or embedded again
+        new = kb.set_tags(doc_id, sorted({*new.tags, *tags}))
+        result.warnings.append(f"tags now: {', '.join(new.tags)}")
     root = uploads.uploads_root(kb.settings)
     if new is None or Path(new.source_path) != path.resolve():
         uploads.discard(path, root)  # failed, unchanged: the stored document keeps its own source
@@ -151,7 +158,10 @@ def _reingest(kb: KnowledgeBase, doc_id: str) -> None:
         return
     src = Path(rec.source_path)
     if not src.is_file():
-        _flash("warning", f"The source file `{src}` no longer exists, so it cannot be re-ingested. Upload it again.")
+        _flash(
+            "warning",
+            f"The source file {rec.source_name} is no longer kept, so it cannot be re-ingested. Upload it again.",
+        )
         return
     try:
         (result,) = kb.ingest([src])
@@ -190,8 +200,17 @@ def _result_message(r: IngestResult) -> tuple[str, str]:
     if r.status == "ingested":
         return "success", f"**{name}** — ingested: {_plural(r.sections, 'section')}, {_plural(r.images, 'image')}"
     if r.status == "unchanged":
-        return "info", f"**{name}** — unchanged (already current)"
-    return "error", f"**{name}** — failed: {r.error}"
+        tags = next((w for w in r.warnings if w.startswith("tags now: ")), "")
+        return "info", f"**{name}** — unchanged (already current)" + (f"; {tags}" if tags else "")
+    return "error", f"**{name}** — failed: {_no_paths(r.error or '', r.path)}"
+
+
+def _no_paths(message: str, path: Path) -> str:
+    """An error for the page: the file's name where the message names a server path."""
+    for p in (str(path.resolve()), str(path), str(path.resolve().parent), str(path.parent)):
+        if p not in ("", "."):
+            message = message.replace(p, path.name if p.endswith(path.name) else "…")
+    return message
 
 
 def _plural(n: int, word: str) -> str:
@@ -267,25 +286,54 @@ def _render_upload(kb: KnowledgeBase) -> None:
     tags_text = st.text_input("Tags for this upload (comma-separated, optional)", key="admin_upload_tags")
     if st.button("Ingest", key="admin_ingest", type="primary", disabled=not uploads):
         files = [(u.name, u.getvalue()) for u in uploads or []]
-        bar = st.progress(0.0, text="starting")
-        current = {"i": 0, "n": len(files)}
+        names = [uploads_mod.clean_name(n) for n, _ in files]
+        waiting = "queued" if kb.models_loaded else "Loading models… (the first upload after a start)"
+        bars = [st.progress(0.0, text=f"{name}: {waiting if i == 0 else 'queued'}") for i, name in enumerate(names)]
+        current = {"i": 0}
 
         def on_file(name: str, i: int, n: int) -> None:
             current["i"] = i
-            bar.progress(i / n, text=f"{name} ({i + 1}/{n}): queued")
+            bars[i].progress(0.02, text=f"{name}: {'starting' if kb.models_loaded else 'Loading models…'}")
 
         def on_stage(name: str, stage: str) -> None:
             frac, label = _STAGES.get(stage, (0.0, stage))
-            i, n = current["i"], current["n"]
-            bar.progress(min(1.0, (i + frac) / n), text=f"{name} ({i + 1}/{n}): {label}")
+            if stage == "index" and not kb.models_loaded:
+                label = "Loading models…"
+            bars[current["i"]].progress(min(1.0, frac), text=f"{name}: {label}")
 
         results = handle_uploads(kb, files, parse_tags(tags_text), on_file=on_file, on_stage=on_stage)
-        bar.progress(1.0, text=f"done: {len(results)} file(s)")
-        st.session_state[_RESULTS_KEY] = [_result_message(r) for r in results]
+        for bar, r in zip(bars, results, strict=False):
+            bar.progress(1.0, text=f"{r.path.name}: {r.status}")
+        messages = [_result_message(r) for r in results]
+        st.session_state[_RESULTS_KEY] = messages
+        _save_results(kb.settings, messages)
         st.session_state[_UPLOADER_GEN] = gen + 1  # a fresh, empty uploader, so nothing is ingested twice
         st.rerun()
-    for kind, text in st.session_state.get(_RESULTS_KEY, []):
+    shown = st.session_state.get(_RESULTS_KEY) or _load_results(kb.settings)
+    if shown:
+        st.caption("Last upload")
+    for kind, text in shown:
         _show(kind, text)
+
+
+_LAST_BATCH = "last-admin-batch.json"
+
+
+def _save_results(settings: Settings, messages: list[tuple[str, str]]) -> None:
+    """The last batch's results, kept in the data dir so a reload (or another admin) still sees them."""
+    from kb.fsutil import atomic_write_bytes
+
+    root = uploads_mod.uploads_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(root / _LAST_BATCH, json.dumps(messages).encode())
+
+
+def _load_results(settings: Settings) -> list[tuple[str, str]]:
+    path = uploads_mod.uploads_root(settings) / _LAST_BATCH
+    try:
+        return [(str(k), str(t)) for k, t in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError):
+        return []
 
 
 def _doc_label(rec: DocumentRecord) -> str:
@@ -306,7 +354,7 @@ def _render_documents(kb: KnowledgeBase) -> None:
             "title": d.title,
             "file": d.source_name,
             "format": d.format,
-            "pages": d.pages,
+            "pages": str(d.pages) if d.pages is not None else "–",  # formats without pages
             "sections": len(d.sections),
             "images": len(d.image_keys),
             "ingested": d.ingested_at,
@@ -314,14 +362,20 @@ def _render_documents(kb: KnowledgeBase) -> None:
         }
         for d in docs
     ]
-    st.dataframe(rows, hide_index=True, width="stretch")
-
-    by_id = {d.doc_id: d for d in docs}
-    doc_id = st.selectbox("Document", list(by_id), format_func=lambda i: _doc_label(by_id[i]), key="admin_doc")
-    if doc_id is None:
+    picked = st.dataframe(
+        rows, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="admin_table"
+    )
+    chosen = list(picked.selection.rows) if picked is not None else []
+    if chosen and chosen[0] < len(docs):  # kept by id: a table redrawn after an edit keeps the document open
+        st.session_state[_DOC_KEY] = docs[chosen[0]].doc_id
+    found = next((d for d in docs if d.doc_id == st.session_state.get(_DOC_KEY)), None)
+    if found is None:
+        st.caption("Select a row to preview the document and edit, re-ingest or delete it.")
         return
-    rec = by_id[doc_id]
-    st.caption(f"id `{rec.doc_id}` · source `{rec.source_path}` · {_human_bytes(rec.file_bytes)}")
+    rec = found
+    doc_id = rec.doc_id
+    st.markdown(f"**{rec.title}**")
+    st.caption(f"{rec.source_name} · id `{rec.doc_id}` · {_human_bytes(rec.file_bytes)}")
 
     c1, c2, c3 = st.columns([2, 1, 1])
     tags_key = f"admin_tags_{doc_id}"
