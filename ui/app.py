@@ -15,6 +15,12 @@ def _chat(kb: KnowledgeBase) -> None:
     render_chat(kb)
 
 
+def _compare(kb: KnowledgeBase) -> None:
+    from ui.compare import render_compare
+
+    render_compare(kb)
+
+
 def _admin(kb: KnowledgeBase) -> None:
     try:
         from ui.admin import render_admin
@@ -36,6 +42,7 @@ def main() -> None:
         return
     pages = [
         st.Page(lambda: _chat(kb), title="Chat", icon=":material/chat:", url_path="chat", default=True),
+        st.Page(lambda: _compare(kb), title="Compare", icon=":material/difference:", url_path="compare"),
         st.Page(lambda: _admin(kb), title="Admin", icon=":material/folder_managed:", url_path="admin"),
     ]
     st.navigation(pages).run()

@@ -77,9 +77,13 @@ def classify(text_a: str, text_b: str, diffs: list[tuple[list[str], list[str]]])
     """Category and summary of a changed unit; `diffs`: the differing raw words on each side."""
     touched = {w.casefold() for a, b in diffs for w in a + b}
     la, lb = levels(text_a), levels(text_b)
-    if touched & MODAL_WORDS and la != lb:
-        return "normative", f"{'/'.join(la) or 'no requirement'} → {'/'.join(lb) or 'no requirement'}"
     parts = [f"{_short(a) or '∅'} → {_short(b) or '∅'}" for a, b in diffs[:3]]
+    if touched & MODAL_WORDS and la != lb:
+        level = f"{'/'.join(la) or 'no requirement'} → {'/'.join(lb) or 'no requirement'}"
+        rest = [
+            p for (a, b), p in zip(diffs[:3], parts, strict=False) if not {w.casefold() for w in a + b} <= MODAL_WORDS
+        ]
+        return "normative", "; ".join([level, *rest])
     summary = "; ".join(parts) + (" …" if len(diffs) > 3 else "")
     if any(is_value(w) for a, b in diffs for w in a + b):
         return "value", summary
