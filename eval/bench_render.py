@@ -46,7 +46,9 @@ PRESETS: dict[str, dict[str, object]] = {
     "cols1": {"columns": 1},
     "dejavu9": {"font": "DejaVuSans"},
     "noto9": {"font": "NotoSans"},
-    "old-default": {"font": "DejaVuSansCondensed", "id_font": "", "letter_spacing": 0.0, "font_size": 9},
+    # the renderer before issue 16: slashes and "--" drawn tight, short column bands kept
+    "before": {"slash_spacing": 0.0, "dash_spacing": 0.0, "min_column_lines": 1},
+    "fs10-spaced": {"font_size": 10, "slash_spacing": 0.08, "dash_spacing": 0.15},
 }
 
 

@@ -61,7 +61,7 @@ def test_tune_render_saves_a_profile_that_ingest_then_uses(tmp_path: Path, monke
 
 def test_activate_keeps_the_rest_of_the_config(tmp_path: Path) -> None:
     cfg = tmp_path / "kb.toml"
-    cfg.write_text('top_k = 5\n[render]\nfont_size = 10\n')
+    cfg.write_text("top_k = 5\n[render]\nfont_size = 10\n")
     activate("a", cfg)
     activate("b", cfg)
     text = cfg.read_text()
@@ -103,3 +103,31 @@ def test_a_profile_change_is_detected_and_re_rendered(
         assert set(after.image_keys).isdisjoint(before.image_keys)
         assert kb.stale_renders() == []
         assert kb.search("release").__len__() > 0
+
+
+def test_the_configured_vlm_is_the_judge_when_there_is_one(tmp_path: Path) -> None:
+    """Plumbing with a tiny random-weight Qwen2-VL loaded like a real one: the judge sends the glyph image to
+    the answer backend and returns its transcription (random weights: any text, but text)."""
+    pytest.importorskip("transformers")
+    from ingest.render import GlyphRenderer
+    from kb.render_judge import pick_judge
+    from kb.types import Block, Section
+    from tests.tiny_vlm import build_tiny_qwen2_vl
+
+    vlm = build_tiny_qwen2_vl(tmp_path / "vlm")
+    plain = Settings(data_dir=tmp_path / "data")
+    assert pick_judge(plain, "auto")[0] == "tesseract"
+    with pytest.raises(Exception, match="needs a VLM"):
+        pick_judge(plain, "vlm")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        vlm_backend="transformers",
+        vlm_model=str(vlm),
+        vlm_device="cpu",
+        vlm_max_new_tokens=4,
+    )
+    name, judge = pick_judge(settings, "auto")
+    assert name == f"vlm:{vlm}"
+    sec = Section("d", 0, ("Guide",), (Block("paragraph", "Read /etc/kb.toml first."),))
+    image = GlyphRenderer(settings.render).render(sec, "Guide")
+    assert isinstance(judge(image, sec.text), str)

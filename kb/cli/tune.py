@@ -18,6 +18,9 @@ def tune_render(
     sample: Annotated[int, typer.Option("--sample", help="documents in the sample")] = 20,
     sections: Annotated[int, typer.Option("--sections", help="sections judged per document")] = 2,
     jobs: Annotated[int, typer.Option("--jobs", help="parallel OCR processes")] = 2,
+    judge: Annotated[
+        str, typer.Option("--judge", help="auto (the VLM when configured, else tesseract), tesseract or vlm")
+    ] = "auto",
     activate: Annotated[
         bool, typer.Option("--activate/--no-activate", help="set render_profile in the config file")
     ] = True,
@@ -32,6 +35,7 @@ def tune_render(
     from ingest.pipeline import iter_files
     from ingest.render_score import Targets, load_docs
     from ingest.render_tuning import tune
+    from kb.render_judge import pick_judge
     from kb.render_profiles import RenderProfile, save_profile
     from kb.render_profiles import activate as activate_profile
     from kb.settings import DEFAULT_CONFIG_FILE, profile_path
@@ -62,13 +66,16 @@ def tune_render(
     if not docs:
         fail("none of the sample documents could be parsed")
     counter = run(lambda: TokenCounter.load(settings.token_counter))
+    judge_name, judge_fn = run(lambda: pick_judge(settings, judge))
+    say(f"judge: {judge_name}")
     targets = Targets()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        res = tune(docs, settings.render, counter, pool, budget=budget, targets=targets, progress=say)
+    workers = max(1, jobs) if judge_name == "tesseract" else 1  # one VLM request at a time
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        res = tune(docs, settings.render, counter, pool, budget=budget, targets=targets, judge=judge_fn, progress=say)
     o = out()
     o.print(
         f"\njudged {len(res.judged)} configuration(s) on {len(docs)} document(s) in {time.monotonic() - t0:.0f} s; "
-        f"text tokens by {counter.name}, judge: tesseract"
+        f"text tokens by {counter.name}, judge: {judge_name}"
     )
     o.print("Pareto front (compression, worst of recall / identifier recall / order):")
     for s in res.front():
@@ -83,7 +90,7 @@ def tune_render(
         name=name,
         config=best.config,
         tokenizer=counter.name,
-        judge="tesseract",
+        judge=judge_name,
         sample=[d.name for d in docs],
         measured={
             "compression": round(best.compression, 3),
