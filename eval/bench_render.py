@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 if i == 0:
                     print_header()
                 print_row(s)
-            results[corpus.name] = scores
+            results["public set" if corpus.resolve() == DEFAULT_DOCS.resolve() else corpus.name] = scores
             if args.per_doc:
                 for s in scores:
                     print_per_doc(s)

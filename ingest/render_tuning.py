@@ -35,6 +35,9 @@ SPACE: dict[str, tuple[Any, ...]] = {
 }
 
 
+MIN_KEEP = 0.75  # while nothing clears the bar, neighbours keeping this share of the compression are tried
+
+
 def pareto_front(scores: Sequence[Score], key: Callable[[Score], float]) -> list[Score]:
     """Scores no other beats on both compression and `key` (legibility), by rising compression."""
     ranked = sorted((s for s in scores if key(s) == key(s)), key=lambda s: (-s.compression, -key(s)))
@@ -145,11 +148,11 @@ def tune(
                     break
         else:
             # Nothing clears the bar yet: legibility costs compression, so judge the neighbours that give up
-            # a little of it (most compressed first) and follow the one closest to the bar.
+            # the least of it first (down to MIN_KEEP of the current), then follow the one closest to the bar.
             c0 = current.compression
-            pick = [r for r in ranked if 0.8 * c0 <= r.compression <= 1.02 * c0] or ranked
+            pick = [r for r in ranked if MIN_KEEP * c0 <= r.compression <= 1.02 * c0] or ranked
             best_try: Score | None = None
-            for r in sorted(pick, key=lambda r: -r.compression)[:3]:
+            for r in pick:
                 if len(result.judged) >= budget:
                     break
                 s = judged(r.name, r.config)
