@@ -130,6 +130,7 @@ def build_sections(doc_id: str, parsed: ParsedDocument, *, min_chars: int = MIN_
                 ordinal=len(sections),
                 heading_path=g.path or ((one_line(parsed.title),) if parsed.title else ()),
                 headings=g.headings,
+                role="toc" if pages and parsed.toc_pages and set(pages) <= set(parsed.toc_pages) else "body",
                 blocks=tuple(g.blocks),
                 page_start=min(pages) if pages else None,
                 page_end=max(pages) if pages else None,

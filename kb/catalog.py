@@ -40,6 +40,7 @@ class SectionRecord(BaseModel):
     parts: int = 1
     heading_path: list[str]
     headings: list[str] = Field(default_factory=list)  # every heading inside, in order
+    role: str = "body"  # "toc": a contents/index listing
     page_start: int | None = None
     page_end: int | None = None
     kinds: list[str]

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 def passage_text(title: str, sec: SectionRecord) -> str:
     """What the text signals see: provenance first, so headings help matching."""
     head = " › ".join([title, *sec.heading_path])
+    if sec.role == "toc":
+        # a contents/index listing names every section: matched on its heading only, it cannot crowd them out
+        return head
     return f"{head}\n{sec.text}"
 
 

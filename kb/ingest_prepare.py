@@ -86,6 +86,7 @@ class Preparer:
                     parts=sec.parts,
                     heading_path=list(sec.heading_path),
                     headings=list(sec.headings),
+                    role=sec.role,
                     page_start=sec.page_start,
                     page_end=sec.page_end,
                     kinds=list(sec.kinds),

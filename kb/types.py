@@ -63,6 +63,7 @@ class Section:
     part: int = 1
     parts: int = 1
     headings: tuple[str, ...] = ()  # every heading inside, in order (several when small sections merged)
+    role: str = "body"  # "toc": a contents or index listing (its words name every section: not matched in search)
 
     @property
     def text(self) -> str:
@@ -109,6 +110,7 @@ class ParsedDocument:
     pages: int | None = None
     ocr_used: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    toc_pages: tuple[int, ...] = ()  # pages recognised as a table of contents or an index
 
 
 # In the core because both sides need it: ingest names section ids after it, the catalog files manifests

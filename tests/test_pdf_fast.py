@@ -329,3 +329,29 @@ def test_kb_show_outline_and_json(tmp_path: Path) -> None:
     )
     assert s0["images"] == [{"key": "k", "width": 812, "height": 280, "visual_tokens": 290}]
     assert find_document([rec], "manual.pdf") is rec and find_document([rec], "other") is None
+
+
+def test_contents_pages_are_flagged_and_kept_out_of_text_matching(tmp_path: Path, settings: Settings) -> None:
+    from kb.catalog import SectionRecord
+    from kb.indexer import passage_text
+
+    p = tmp_path / "manual.pdf"
+    _manual(p)
+    doc = parse_file(p, settings)
+    assert doc.toc_pages == (1,)
+    secs = build_sections("manual", doc)
+    assert [s.role for s in secs if s.page_start == 1] == ["toc"]
+    assert all(s.role == "body" for s in secs if s.page_start != 1)
+    toc = next(s for s in secs if s.role == "toc")
+    rec = SectionRecord(
+        section_id="t",
+        ordinal=0,
+        heading_path=list(toc.heading_path),
+        kinds=[],
+        text=toc.text,
+        content_hash="h",
+        text_tokens=1,
+        images=[],
+        role="toc",
+    )
+    assert passage_text("Manual", rec) == "Manual › Contents"  # its listed titles do not match queries

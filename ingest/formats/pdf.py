@@ -68,7 +68,13 @@ def parse_pdf(path: Path, settings: Settings) -> ParsedDocument:
             warnings.append(f"pages OCRed (no text layer): {listed}")
     title = document_title([fast.title], blocks, path)
     return ParsedDocument(
-        title=title, format="pdf", blocks=tuple(blocks), pages=fast.pages, ocr_used=ocr_used, warnings=tuple(warnings)
+        title=title,
+        format="pdf",
+        blocks=tuple(blocks),
+        pages=fast.pages,
+        ocr_used=ocr_used,
+        warnings=tuple(warnings),
+        toc_pages=tuple(sorted(fast.toc_pages)),
     )
 
 

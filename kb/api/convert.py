@@ -56,6 +56,7 @@ def doc_detail(rec: DocumentRecord) -> dict[str, Any]:
                 "part": s.part,
                 "parts": s.parts,
                 "kinds": s.kinds,
+                "role": s.role,
                 "text": s.text,
                 "images": [
                     {

@@ -31,6 +31,7 @@ def document_json(rec: DocumentRecord) -> dict[str, Any]:
                 "part": s.part,
                 "parts": s.parts,
                 "kinds": s.kinds,
+                "role": s.role,
                 "text": s.text,
                 "images": [
                     {"key": i.key, "width": i.width, "height": i.height, "visual_tokens": i.visual_tokens}
@@ -58,6 +59,8 @@ def outline_lines(rec: DocumentRecord) -> list[str]:
         label = path[-1] if path else rec.title
         if s.parts > 1:
             label += f" (part {s.part}/{s.parts})"
+        if s.role == "toc":
+            label += " [contents listing: not matched in search]"
         pages = "" if s.page_start is None else f"p.{s.page_start}"
         if s.page_start is not None and s.page_end and s.page_end != s.page_start:
             pages += f"-{s.page_end}"
