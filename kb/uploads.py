@@ -165,6 +165,14 @@ def uploads_root(settings: Settings) -> Path:
     return settings.data_dir / UPLOADS_DIR
 
 
+@dataclass(frozen=True)
+class StagedBatch:
+    """One upload's files, staged: `folder` holds them all (discard it to drop the upload)."""
+
+    folder: Path
+    files: list[Path]
+
+
 def new_batch(root: Path, *scope: str) -> Path:
     """A fresh batch folder path (not created yet): `root/<scope...>/<utc time>-<random>`."""
     return root.joinpath(*scope, f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")

@@ -57,10 +57,8 @@ async def upload_documents(
     tags = clean_tags(tags)
     if any(t.startswith(tenancy.TAG_PREFIX) for t in tags):
         raise HTTPException(422, f"tags starting with {tenancy.TAG_PREFIX!r} are reserved")
-    batch, staged = await uploads.stage_all(
-        files, principal.tenant, st.tenant_uploads(principal.tenant), st.kb.settings
-    )
-    return st.submit_upload(principal.tenant, staged, tags, batch).to_json()
+    staged = await uploads.stage_all(files, principal.tenant, st.tenant_uploads(principal.tenant), st.kb.settings)
+    return st.submit_upload(principal.tenant, staged.files, tags, staged.folder).to_json()
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])

@@ -27,7 +27,7 @@ async def receive(upload: UploadFile, dest: Path, limits: uploads.UploadLimits) 
     return dest
 
 
-async def stage_all(files: list[UploadFile], tenant: str, root: Path, settings: Settings) -> tuple[Path, list[Path]]:
+async def stage_all(files: list[UploadFile], tenant: str, root: Path, settings: Settings) -> uploads.StagedBatch:
     """Stage a request's files under the tenant's `root` (each in its own folder of one new batch) as
     `<tenant>--<clean name>`; on any refusal the whole batch goes and the error says which file and why."""
     limits = uploads.UploadLimits.for_api(settings)
@@ -43,4 +43,4 @@ async def stage_all(files: list[UploadFile], tenant: str, root: Path, settings: 
     except BaseException:
         uploads.discard(batch, root)
         raise
-    return batch, staged
+    return uploads.StagedBatch(batch, staged)
