@@ -18,7 +18,12 @@ from kb.settings import Settings
 from tests.test_answer_openai import EXAMPLES
 from tests.tiny_models import settings_fields
 
-KEYS = {"reader": "reader-key-aaaaaaaaaaaa", "other": "reader-key-bbbbbbbbbbbb"}
+KEYS = {
+    "reader": "reader-key-aaaaaaaaaaaa",
+    "other": "reader-key-bbbbbbbbbbbb",
+    "admin": "admin-key-cccccccccccc",
+    "other_admin": "admin-key-dddddddddddd",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +35,8 @@ def client(
         api_keys=[
             {"key": KEYS["reader"], "role": "reader", "tenants": ["default"]},
             {"key": KEYS["other"], "role": "reader", "tenants": ["other"]},
+            {"key": KEYS["admin"], "role": "admin", "tenants": ["default"]},
+            {"key": KEYS["other_admin"], "role": "admin", "tenants": ["other"]},
         ],
         **settings_fields(model_env),
     )
@@ -91,3 +98,17 @@ def test_cli_crosscheck_without_a_vlm(client: TestClient, monkeypatch: pytest.Mo
     assert res.exit_code == 0 and "No VLM configured" in res.output and "7 years vs 10 years" in res.output
     res = runner.invoke(app, ["crosscheck", v1])
     assert res.exit_code == 2 and "two or more documents" in res.output
+
+
+def test_revises_field(client: TestClient) -> None:
+    v1, v2 = "payments-api-spec-v1.html", "payments-api-spec-v2.txt"
+    url = f"/v1/documents/{v2}/revises"
+    assert client.put(url, headers=h("reader"), json={"revises": v1}).status_code == 403
+    assert client.put(url, headers=h("other_admin"), json={"revises": v1}).status_code == 404
+    assert client.put(url, headers=h("admin"), json={"revises": "nope"}).status_code == 404
+    r = client.put(url, headers=h("admin"), json={"revises": v1})
+    assert r.status_code == 200 and r.json()["revises"] == v1
+    docs = {d["id"]: d for d in client.get("/v1/documents", headers=h("reader")).json()["documents"]}
+    assert docs[v2]["revises"] == v1
+    r = client.put(url, headers=h("admin"), json={"revises": None})
+    assert r.status_code == 200 and r.json()["revises"] is None

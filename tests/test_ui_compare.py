@@ -106,3 +106,23 @@ def test_compare_in_a_browser(store: Path, tmp_path: Path) -> None:
     if os.environ.get("KB_UPDATE_SCREENSHOTS") or not docs_png.exists():
         docs_png.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, docs_png)
+
+
+def test_admin_sets_the_previous_version(kb_settings: Settings, shared_embedders: object, tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from tests.test_ui_admin import TOKEN, _signed_in
+
+    settings = kb_settings.model_copy(update={"ui_admin_token": SecretStr(TOKEN)})
+    with KnowledgeBase(settings, embedders=shared_embedders) as kb:  # type: ignore[arg-type]
+        for name in ("payments-api-spec-v1.html", "incident-response-sop.md"):
+            shutil.copy(EXAMPLES / name, tmp_path / name)
+        assert all(r.status == "ingested" for r in kb.ingest([tmp_path], index=False))
+        at = _signed_in(kb)
+        at.session_state["admin_doc"] = "incident-response-sop.md"
+        at.run()
+        at.selectbox(key="admin_revises_incident-response-sop.md").set_value("payments-api-spec-v1.html").run()
+        assert not at.exception, at.exception
+        assert kb.get("incident-response-sop.md").revises == "payments-api-spec-v1.html"
+        at.selectbox(key="admin_revises_incident-response-sop.md").set_value("").run()
+        assert kb.get("incident-response-sop.md").revises is None

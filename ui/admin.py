@@ -396,7 +396,29 @@ def _render_documents(kb: KnowledgeBase) -> None:
         sure = st.checkbox("Confirm delete", key=f"admin_confirm_delete_{doc_id}")
         st.button("Delete", key="admin_delete", on_click=_delete, args=(kb, doc_id), disabled=not sure)
 
+    others = [d.doc_id for d in docs if d.doc_id != doc_id]
+    current = rec.revises if rec.revises in others else None
+    st.selectbox(
+        "New version of (revises)",
+        ["", *others],
+        index=0 if current is None else others.index(current) + 1,
+        format_func=lambda d: d or "(none)",
+        key=f"admin_revises_{doc_id}",
+        on_change=_save_revises,
+        args=(kb, doc_id, f"admin_revises_{doc_id}"),
+        help="chat answers from the newest version; 'what changed' questions and the Compare page use the diff",
+    )
+
     _render_preview(kb, rec)
+
+
+def _save_revises(kb: KnowledgeBase, doc_id: str, key: str) -> None:
+    try:
+        rec = kb.set_revises(doc_id, st.session_state.get(key) or None)
+    except KbError as exc:
+        _flash("error", f"Could not save the previous version: {exc}")
+        return
+    _flash("success", f"**{rec.title}** revises {rec.revises or '(nothing)'}")
 
 
 def _render_preview(kb: KnowledgeBase, rec: DocumentRecord) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from kb.api import tenancy
-from kb.api.auth import Reader
+from kb.api.auth import Admin, Reader
 from kb.api.state import ApiState
 
 router = APIRouter(prefix="/v1", tags=["compare"])
@@ -53,3 +53,20 @@ def crosscheck(request: Request, principal: Reader, body: CrosscheckIn) -> dict[
     res = run(recs, topic=body.topic)
     res.notes.append("deterministic findings only: model verdicts are given by `kb crosscheck` with a VLM")
     return res.to_json()
+
+
+class RevisesIn(BaseModel):
+    revises: str | None = Field(description="the id of the version this document replaces; null: none")
+
+
+@router.put("/documents/{doc_id}/revises")
+def set_revises(request: Request, principal: Admin, doc_id: str, body: RevisesIn) -> dict[str, Any]:
+    """Record which of the tenant's documents this one is a new version of (chat then answers from the
+    newest, and "what changed" questions use the diff)."""
+    from kb.api.convert import doc_summary
+
+    kb = _state(request).kb
+    tenancy.require(kb, principal.tenant, doc_id)
+    if body.revises is not None:
+        tenancy.require(kb, principal.tenant, body.revises)
+    return doc_summary(kb.set_revises(doc_id, body.revises))

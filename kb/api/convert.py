@@ -41,6 +41,7 @@ def doc_summary(rec: DocumentRecord) -> dict[str, Any]:
         "ingested_at": rec.ingested_at,
         "ocr_used": rec.ocr_used,
         "warnings": rec.warnings,
+        "revises": rec.revises,
     }
 
 
