@@ -110,7 +110,7 @@ def test_the_configured_vlm_is_the_judge_when_there_is_one(tmp_path: Path) -> No
     the answer backend and returns its transcription (random weights: any text, but text)."""
     pytest.importorskip("transformers")
     from ingest.render import GlyphRenderer
-    from kb.render_judge import pick_judge
+    from kb.cli.tune import pick_judge
     from kb.types import Block, Section
     from tests.tiny_vlm import build_tiny_qwen2_vl
 

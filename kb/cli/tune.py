@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kb.cli._common import ConfigOpt, app, err, fail, load_settings, out, run
+
+if TYPE_CHECKING:
+    from ingest.render_score import Judge
+    from kb.settings import Settings
+
+
+def pick_judge(settings: Settings, which: str) -> tuple[str, Judge]:
+    """(name, judge) for --judge auto|tesseract|vlm; auto = the VLM when one is configured."""
+    from ingest.render_score import tesseract_judge
+    from kb.answer.transcribe import vlm_transcriber
+    from kb.errors import ConfigError
+
+    if which not in ("auto", "vlm", "tesseract"):
+        raise ConfigError(f"unknown judge {which!r}", "use --judge auto, tesseract or vlm")
+    if which in ("auto", "vlm"):
+        judge = vlm_transcriber(settings)
+        if judge is not None:
+            return f"vlm:{settings.vlm_model or settings.vlm_backend}", judge
+        if which == "vlm":
+            raise ConfigError("--judge vlm needs a VLM", "set KB_VLM_BACKEND (and its model), or use --judge tesseract")
+    return "tesseract", tesseract_judge
 
 
 @app.command("tune-render")
@@ -35,7 +56,6 @@ def tune_render(
     from ingest.pipeline import iter_files
     from ingest.render_score import Targets, load_docs
     from ingest.render_tuning import tune
-    from kb.render_judge import pick_judge
     from kb.render_profiles import RenderProfile, save_profile
     from kb.render_profiles import activate as activate_profile
     from kb.settings import DEFAULT_CONFIG_FILE, profile_path
