@@ -77,7 +77,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded CI box starts kb serve slowly
         while True:
             assert self.proc.poll() is None, "kb serve exited"
             try:
@@ -146,7 +146,7 @@ def test_kill_9_mid_ingest_keeps_old_or_new_and_gc_leaves_no_orphans(
         assert workers, "ingest should run in a worker process"
         os.kill(s.proc.pid, signal.SIGKILL)
         s.proc.wait(10)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while any(alive(p) for p in workers):  # they notice their parent is gone and exit
             assert time.monotonic() < deadline, f"orphaned ingest workers {workers}"
             time.sleep(0.2)
