@@ -73,7 +73,8 @@ def plant(chunks: list[str], kinds: list[str], rng: random.Random) -> tuple[list
 
     def window(text: str, at: int, n: int = 40) -> str:
         """Words around `at`, within its sentence."""
-        start = max(text.rfind(". ", 0, at) + 2, text.rfind(" ", 0, max(0, at - n)) + 1)
+        dot = text.rfind(". ", 0, at)
+        start = max(dot + 2 if dot >= 0 else 0, text.rfind(" ", 0, max(0, at - n)) + 1)
         end = min(x for x in (text.find(". ", at), text.find(" ", at + n), len(text)) if x >= 0)
         return text[start:end]
 

@@ -32,8 +32,6 @@ WHAT_CHANGED = re.compile(
     r"|\bcompared? (?:to|with)\b.*\b(?:version|v\d)|変更|差分|何が変わ",
     re.IGNORECASE,
 )
-# Hits with a fused score under this share of the best are dropped from cross-document questions.
-FAR_BELOW = 0.4
 MAX_CHANGES = 12  # changes sent with images (each: up to two sections); the rest are listed as text
 
 
@@ -125,14 +123,6 @@ def named_documents(kb: KnowledgeBase, question: str, within: Sequence[str] | No
             if fam:
                 out += [d for d in fam.docs if allowed is None or d in allowed]
     return list(dict.fromkeys(out))
-
-
-def drop_far_below(hits: list[Hit]) -> tuple[list[Hit], list[Hit]]:
-    if not hits:
-        return hits, []
-    best = max(h.score for h in hits)
-    keep = [h for h in hits if h.score >= FAR_BELOW * best]
-    return keep, [h for h in hits if h.score < FAR_BELOW * best]
 
 
 def record_hit(kb: KnowledgeBase, rec: DocumentRecord, index: int) -> Hit:
