@@ -2,4 +2,5 @@
 
 from kb.cli import main
 
-main()
+if __name__ == "__main__":  # importing the module (a package walk) must not run the CLI
+    main()
