@@ -131,7 +131,7 @@ def numbered_headings(pages: list[PageText], body_size: float) -> list[Heading]:
     found: list[Heading] = []
     depth_sizes: dict[int, list[float]] = {}
     for page in pages:
-        for ln in page.lines:
+        for i, ln in enumerate(page.lines):
             if (
                 ln.mono
                 or len(ln.text) > 120
@@ -144,7 +144,19 @@ def numbered_headings(pages: list[PageText], body_size: float) -> list[Heading]:
             depth = heading_depth(ln.text)
             if depth is None:
                 continue
-            found.append(Heading(page.number, (id(ln),), ln.text, depth))
+            ids, text = [id(ln)], ln.text
+            nxt = page.lines[i + 1] if i + 1 < len(page.lines) else None
+            if (
+                nxt is not None
+                and abs(nxt.size - ln.size) < 0.3
+                and nxt.bold == ln.bold
+                and 0 <= nxt.top - ln.bottom < 0.6 * ln.height
+                and heading_depth(nxt.text) is None
+                and len(text) + len(nxt.text) <= 160
+            ):
+                ids.append(id(nxt))  # a title wrapped onto a second line in the same type
+                text = f"{text} {nxt.text}"
+            found.append(Heading(page.number, tuple(ids), text, depth))
             depth_sizes.setdefault(depth, []).append(ln.size)
     return found
 
