@@ -106,7 +106,7 @@ def unique_labels(hits: Sequence[Hit]) -> list[str]:
                 wheres[i] += f" ({span} of {hits[i].parts})"
     for clash in _clashes(wheres):
         for i in clash:
-            wheres[i] += f" — “{_opening(hits[i].text, hits[i].heading_path)}”"
+            wheres[i] += f" — “{clean_label(_opening(hits[i].text, hits[i].heading_path), 80)}”"
     for clash in _clashes(wheres):  # the same text twice (e.g. a repeated boilerplate section): number them
         for j, i in enumerate(clash[1:], 2):
             wheres[i] += f" ({j})"

@@ -178,6 +178,7 @@ class Settings(BaseSettings):
     api_keys: list[ApiKey] = Field(default_factory=list)
     api_max_upload_mb: float = Field(50.0, gt=0, description="largest file one upload may carry")
     api_max_files: int = Field(20, ge=1, description="files per upload request")
+    api_max_json_kb: int = Field(1024, ge=1, description="largest JSON request body (search, ask, chat)")
     api_max_pages: int = Field(2000, ge=1, description="pages one uploaded PDF may have")
     api_max_unpacked_mb: float = Field(500.0, gt=0, description="unpacked size bound for DOCX/PPTX (zip bombs)")
     api_cors_origins: list[str] = Field(default_factory=list, description="allowed browser origins; empty = CORS off")

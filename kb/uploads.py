@@ -130,8 +130,13 @@ def check_content(path: Path, limits: UploadLimits) -> None:
                 infos = z.infolist()
         except (zipfile.BadZipFile, OSError):
             raise CorruptDocumentError(f"{path.name!r} is not a readable {kind.upper()} file", "re-save it") from None
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise FileTooLargeError(
+                f"{path.name!r} holds {len(infos)} entries; the limit is {MAX_ZIP_ENTRIES}",
+                "remove embedded objects or split the document",
+            )
         unpacked = sum(i.file_size for i in infos)
-        if (limits.max_unpacked_bytes and unpacked > limits.max_unpacked_bytes) or len(infos) > MAX_ZIP_ENTRIES:
+        if limits.max_unpacked_bytes and unpacked > limits.max_unpacked_bytes:
             raise FileTooLargeError(
                 f"{path.name!r} unpacks to more than the {limits.max_unpacked_bytes / 1e6:g} MB limit",
                 "remove embedded media or split the document",
@@ -139,18 +144,29 @@ def check_content(path: Path, limits: UploadLimits) -> None:
 
 
 class _Depth(HTMLParser):
+    """Nesting depth as a browser builds it: an end tag closes its open element (and those inside it);
+    a stray end tag (`</x>` with no open `x`) closes nothing, so `<div></x>` repeated still nests."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.depth = self.max = 0
+        self.stack: list[str] = []
+        self.open: dict[str, int] = {}
+        self.max = 0
 
     def handle_starttag(self, tag: str, attrs: object) -> None:
         if tag not in _VOID:
-            self.depth += 1
-            self.max = max(self.max, self.depth)
+            self.stack.append(tag)
+            self.open[tag] = self.open.get(tag, 0) + 1
+            self.max = max(self.max, len(self.stack))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag not in _VOID:
-            self.depth = max(0, self.depth - 1)
+        if tag in _VOID or not self.open.get(tag):
+            return
+        while self.stack:  # amortised O(1): each element is popped once
+            top = self.stack.pop()
+            self.open[top] -= 1
+            if top == tag:
+                break
 
 
 def _html_depth(text: str) -> int:

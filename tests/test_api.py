@@ -96,7 +96,8 @@ def client(
         assert a.status_code == 202, a.text
         b = upload(c, "admin_b", [("zebra.md", f"# Zebra\n\n{SECRET_B}\n".encode())])
         assert b.status_code == 202, b.text
-        assert wait_job(c, a.json(), "admin_a")["status"] == "done"
+        ja = wait_job(c, a.json(), "admin_a")
+        assert ja["status"] == "done", ja["results"]
         assert wait_job(c, b.json(), "admin_b")["status"] == "done"
         yield c
     kb.close()

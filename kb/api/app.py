@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kb.api import compare_routes, openai_compat, routes
+from kb.api import compare_routes, guard, openai_compat, routes
 from kb.api.state import ApiState
 from kb.errors import (
     ConfigError,
@@ -80,7 +81,8 @@ def create_app(kb: KnowledgeBase) -> FastAPI:
     api = ApiState(kb)
     app.state.kb = kb
     app.state.api = api
-    if kb.settings.api_cors_origins:
+    guard.install(app, kb.settings)  # authentication and body limits before any body is read
+    if kb.settings.api_cors_origins:  # added last: outermost, so preflights never need a key
         app.add_middleware(
             CORSMiddleware,
             allow_origins=kb.settings.api_cors_origins,
@@ -102,8 +104,8 @@ def create_app(kb: KnowledgeBase) -> FastAPI:
             return _error(status, exc.message if isinstance(exc, VlmUnavailableError) else "server misconfigured")
         return _error(status, exc.message, exc.hint)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also FastAPI's, and the router's own 404/405
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         resp = _error(exc.status_code, str(exc.detail))
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v

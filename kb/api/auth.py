@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from kb.settings import Settings
+
 Role = Literal["reader", "admin"]
 
 
@@ -19,14 +21,15 @@ class Principal:
     tenant: str
 
 
-def _principal(request: Request, authorization: str | None, x_kb_tenant: str | None) -> Principal:
-    settings = request.app.state.kb.settings
+def resolve(settings: Settings, authorization: str | None, x_kb_tenant: str | None) -> Principal:
+    """The principal of a request from its headers alone (the body is never needed, so it is never read
+    for a request that fails here: see kb.api.guard)."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
     match = None
     for k in settings.api_keys:  # constant-time compare against every key
-        if hmac.compare_digest(k.key.get_secret_value().encode(), token.strip().encode()):
+        if hmac.compare_digest(k.key.get_secret_value().encode(), token.strip().encode("utf-8", "replace")):
             match = k
     if match is None:
         raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
@@ -39,18 +42,25 @@ def _principal(request: Request, authorization: str | None, x_kb_tenant: str | N
     return Principal(match.role, x_kb_tenant)
 
 
+def require_admin(principal: Principal) -> Principal:
+    if principal.role != "admin":
+        raise HTTPException(403, "this needs an admin API key")
+    return principal
+
+
 def reader(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
     x_kb_tenant: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    return _principal(request, authorization, x_kb_tenant)
+    done = getattr(request.state, "principal", None)  # resolved by the guard before the body was read
+    if isinstance(done, Principal):
+        return done
+    return resolve(request.app.state.kb.settings, authorization, x_kb_tenant)
 
 
 def admin(principal: Annotated[Principal, Depends(reader)]) -> Principal:
-    if principal.role != "admin":
-        raise HTTPException(403, "this needs an admin API key")
-    return principal
+    return require_admin(principal)
 
 
 Reader = Annotated[Principal, Depends(reader)]

@@ -14,12 +14,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from kb.answer.conversation import Turn, turns
 from kb.answer.run import AnswerStream, generate
 from kb.answer.types import Answer
 from kb.api.auth import Reader
+from kb.api.inputs import MAX_QUESTION_CHARS, MAX_TURN_CHARS, valid_unicode
 from kb.api.routes import answer_json, state
 from kb.errors import VlmError, VlmUnavailableError
 
@@ -28,8 +29,16 @@ MODEL_ID = "glyph-kb"
 
 
 class ChatMessage(BaseModel):
-    role: str
+    role: str = Field(max_length=40)
     content: str | list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _bounded_text(self) -> ChatMessage:
+        """Every message is valid Unicode and bounded (a 1 MB message is refused, not sent to the model)."""
+        text = valid_unicode(_text(self))
+        if len(text) > MAX_TURN_CHARS:
+            raise ValueError(f"a message is longer than {MAX_TURN_CHARS} characters")
+        return self
 
 
 class ChatIn(BaseModel):
@@ -54,7 +63,12 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
     last = max((i for i, t in enumerate(history) if t.role == "user"), default=None)
     if last is None:
         raise HTTPException(422, "no user message with text")
-    return history[last].text, history[:last]
+    question = history[last].text
+    if len(question) > MAX_QUESTION_CHARS:
+        raise HTTPException(422, f"the question (the last user message) is longer than {MAX_QUESTION_CHARS} characters")
+    if not question.strip():
+        raise HTTPException(422, "the question (the last user message) is empty")
+    return question, history[:last]
 
 
 def sources_block(a: Answer) -> str:

@@ -18,6 +18,7 @@ from kb.answer.types import Answer
 from kb.api import tenancy, uploads
 from kb.api.auth import Admin, Reader
 from kb.api.convert import doc_detail, doc_summary, hit_json
+from kb.api.inputs import Question, Text, TopK, TurnText
 from kb.api.state import ApiState
 from kb.errors import VlmError, VlmUnavailableError
 from kb.labels import clean_tags
@@ -103,10 +104,10 @@ def reingest_document(request: Request, principal: Admin, doc_id: str) -> dict[s
 
 # -- search and ask ------------------------------------------------------------------------------
 class SearchIn(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
-    k: int | None = Field(None, ge=1, le=100)
-    doc_ids: list[str] | None = Field(None, max_length=200)
-    tags: list[str] | None = Field(None, max_length=50)
+    query: Question
+    k: TopK | None = None
+    doc_ids: list[Text] | None = Field(None, max_length=200)
+    tags: list[Text] | None = Field(None, max_length=50)
     signals: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
         None, max_length=16, description="configured signals to use (GET /v1/signals); default: all"
     )
@@ -144,19 +145,19 @@ class TurnIn(BaseModel):
     """One earlier turn. `docs` and `cross_document` (from the earlier answer) let a comparison carry over."""
 
     role: Literal["user", "assistant"]
-    content: str = Field(max_length=40_000)
+    content: TurnText
     docs: list[str] | None = Field(None, max_length=200)
     cross_document: bool = False
 
 
 class AskIn(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
+    question: Question
     history: list[TurnIn] | None = Field(
         None, max_length=200, description="the conversation so far, oldest first; the model gets its newest turns"
     )
-    k: int | None = Field(None, ge=1, le=100)
-    doc_ids: list[str] | None = Field(None, max_length=200)
-    tags: list[str] | None = Field(None, max_length=50)
+    k: TopK | None = None
+    doc_ids: list[Text] | None = Field(None, max_length=200)
+    tags: list[Text] | None = Field(None, max_length=50)
     mode: Literal["image", "text", "image+text"] | None = None
     cross: bool | None = None
     stream: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -20,6 +21,7 @@ from kb.hits import Hit
 from kb.ingest_prepare import PreparePool
 from kb.retrieve import SearchOptions, is_cross_document
 from kb.service import KnowledgeBase
+from kb.settings import Settings
 from kb.uploads import discard, inside, uploads_root
 
 log = logging.getLogger(__name__)
@@ -192,13 +194,13 @@ class ApiState:
                     commit_lock=lambda: self.lock,
                 )
             except KbError as exc:
-                job.results.append({"file": path.name, "status": "failed", "error": _scrub(exc.message, path)})
+                job.results.append({"file": path.name, "status": "failed", "error": _scrub(exc.message, path, self.kb.settings)})
                 if staged_root:
                     discard(path.parent, self.tenant_uploads(job.tenant))
                 continue
             entry: dict[str, Any] = {"file": path.name, "status": res.status, "document": res.doc_id}
             if res.status == "failed":
-                entry["error"] = _scrub(res.error or "ingest failed", path)
+                entry["error"] = _scrub(res.error or "ingest failed", path, self.kb.settings)
                 if staged_root:
                     discard(path.parent, self.tenant_uploads(job.tenant))
             else:
@@ -216,7 +218,7 @@ class ApiState:
                     visual_tokens=res.visual_tokens,
                 )
                 if res.warnings:
-                    entry["warnings"] = [_scrub(w, path) for w in res.warnings]
+                    entry["warnings"] = [_scrub(w, path, self.kb.settings) for w in res.warnings]
                 if staged_root:  # keep exactly the copy the manifest now names; drop the other one
                     cur = self.kb.catalog.get(res.doc_id) if res.doc_id else None
                     keep = Path(cur.source_path).parent if cur is not None else None
@@ -226,8 +228,23 @@ class ApiState:
             job.results.append(entry)
 
 
-def _scrub(message: str, path: Path) -> str:
-    """An error for the client: the file's name instead of any server path."""
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\")]+")
+_ABS_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\":/]+/)+[^\s'\":]*")
+
+
+def _scrub(message: str, path: Path, settings: Settings | None = None) -> str:
+    """An error for the client, like the 503s: the file's name instead of any server path, and never the
+    internal stores (bucket, prefix, endpoint URL, data dir): those go to the log only."""
+    if "image store" in message:
+        log.error("ingest of %s: %s", path.name, message)
+        return f"the image store is unavailable, so {path.name} was not ingested; try again later"
     for p in (str(path), str(path.parent), str(path.resolve()), str(path.resolve().parent)):
         message = message.replace(p, path.name if p.endswith(path.name) else "")
-    return message
+    if settings is not None:
+        internal = [str(settings.image_store_url or ""), str(settings.qdrant_url or "")]
+        internal += [str(settings.data_dir.resolve()), str(settings.data_dir)]
+        internal += [str(v) for v in settings.image_store_options.values() if isinstance(v, str)]
+        for name in sorted((n for n in internal if len(n) > 3), key=len, reverse=True):
+            message = message.replace(name, "(internal)")
+    message = _URL.sub("(internal address)", message)
+    return _ABS_PATH.sub(lambda m: Path(m.group()).name, message)
