@@ -3,12 +3,16 @@ recursive, one-line files are text (not a giant heading), and the renderer survi
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ingest.render import GlyphRenderer
 from ingest.render.fonts import FontChain
@@ -16,7 +20,7 @@ from ingest.render.paginate import _split_text
 from ingest.render.style import Style
 from ingest.render.wrap import wrap, wrap_code_line
 from ingest.sections import build_sections
-from kb.settings import RenderConfig
+from kb.settings import RenderConfig, Settings
 from kb.types import Block, ParsedDocument, Section
 
 
@@ -103,3 +107,43 @@ def test_render_of_a_huge_word_finishes(tmp_path: Path) -> None:
     assert "".join(b.text for p in parts for b in p.blocks) == "q" * 60_000
     img = r.render(parts[0], "T")
     assert img.width == RenderConfig().page_width
+
+
+# -- fuzz: parser + sections + renderer on random and adversarial text ---------------------------------
+CASE_SECONDS = 60.0  # generous: shared CI boxes; a quadratic case took minutes
+
+_adversarial = st.one_of(
+    st.integers(1_000, 60_000).map(lambda n: "w" * n),  # one huge word
+    st.integers(100, 4_000).map(lambda n: "a\n" * n),  # thousands of tiny lines
+    st.integers(10, 600).map(lambda n: "".join(f"{'  ' * i}- item {i}\n" for i in range(n))),  # deep lists
+    st.integers(10, 2_000).map(lambda n: "<div>" * n + "x" + "</div>" * n),  # deep HTML
+    st.text(alphabet=st.sampled_from("aé日本語한국어عربى\u200b\u0301\x07\x1b\t\n #*-[]|`"), max_size=5_000),
+    st.text(max_size=3_000),  # anything, control characters included
+)
+
+
+@given(text=_adversarial, ext=st.sampled_from([".txt", ".md", ".html"]))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_fuzz_parse_and_render_finish_or_fail_cleanly(tmp_path_factory: pytest.TempPathFactory, text: str, ext: str) -> None:
+    from ingest.formats import parse_file
+
+    from kb.errors import KbError
+
+    f = tmp_path_factory.mktemp("fuzz") / f"doc{ext}"
+    f.write_text(text, encoding="utf-8", errors="surrogatepass" if ext == ".txt" else "replace")
+    renderer = _renderer()
+    t0 = time.perf_counter()
+    try:
+        parsed = parse_file(f, Settings())
+        for sec in build_sections("d", parsed)[:3]:
+            parts = renderer.paginate(sec, parsed.title[:200])
+            assert parts
+            renderer.render(parts[0], parsed.title[:200])
+    except KbError:
+        pass  # a clear refusal (empty, unreadable) is a clean failure
+    assert time.perf_counter() - t0 < CASE_SECONDS
+
+
+@functools.cache
+def _renderer() -> GlyphRenderer:
+    return GlyphRenderer(RenderConfig())
