@@ -126,7 +126,6 @@ _adversarial = st.one_of(
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzz_parse_and_render_finish_or_fail_cleanly(tmp_path_factory: pytest.TempPathFactory, text: str, ext: str) -> None:
     from ingest.formats import parse_file
-
     from kb.errors import KbError
 
     f = tmp_path_factory.mktemp("fuzz") / f"doc{ext}"
