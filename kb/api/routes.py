@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,11 +21,12 @@ from kb.api.auth import Admin, Reader
 from kb.api.convert import doc_detail, doc_summary, hit_json
 from kb.api.inputs import Question, Text, TopK, TurnText
 from kb.api.state import ApiState
-from kb.errors import VlmError, VlmUnavailableError
+from kb.errors import ImageStoreError, VlmError, VlmUnavailableError
 from kb.labels import clean_tags
 from kb.uploads import discard
 
 router = APIRouter(prefix="/v1")
+log = logging.getLogger(__name__)
 
 
 def state(request: Request) -> ApiState:
@@ -84,11 +86,22 @@ def get_document(request: Request, principal: Reader, doc_id: str) -> dict[str, 
 @router.delete("/documents/{doc_id}", tags=["documents"])
 def delete_document(request: Request, principal: Admin, doc_id: str) -> dict[str, Any]:
     st = state(request)
+    images_left = False
     with st.lock:
         rec = tenancy.require(st.kb, principal.tenant, doc_id)
-        st.kb.delete(rec.doc_id)
+        try:
+            st.kb.delete(rec.doc_id)
+        except ImageStoreError:
+            if st.kb.catalog.get(rec.doc_id) is not None:
+                raise  # not deleted: a 503 is the truth
+            # the document is gone (its manifest and points); only its images stay until `kb gc`
+            log.warning("deleted %s, but its images stay until the image store is back (kb gc)", rec.doc_id)
+            images_left = True
     discard(Path(rec.source_path).parent, st.tenant_uploads(principal.tenant))
-    return {"deleted": rec.doc_id, "sections": len(rec.sections)}
+    out: dict[str, Any] = {"deleted": rec.doc_id, "sections": len(rec.sections)}
+    if images_left:
+        out["warning"] = "the image store is unavailable: its images are removed when it is back"
+    return out
 
 
 @router.post("/documents/{doc_id}/reingest", status_code=202, response_model=JobOut, tags=["documents"])
