@@ -87,7 +87,6 @@ def test_cli_crosscheck_without_a_vlm(client: TestClient, monkeypatch: pytest.Mo
     data_dir = Path(client.app.state.api.kb.settings.data_dir)  # type: ignore[attr-defined]
     monkeypatch.setenv("KB_DATA_DIR", str(data_dir))
     monkeypatch.setenv("KB_VLM_BACKEND", "none")
-    monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()
     v1, v2 = "payments-api-spec-v1.html", "payments-api-spec-v2.txt"
     res = runner.invoke(app, ["crosscheck", v1, v2, "--no-embed", "--json"])
