@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
 from kb.answer.conversation import Turn, turns
@@ -22,6 +21,7 @@ from kb.answer.types import Answer
 from kb.api.auth import Reader
 from kb.api.inputs import MAX_QUESTION_CHARS, MAX_TURN_CHARS, valid_unicode
 from kb.api.routes import answer_json, state
+from kb.api.streaming import event_stream
 from kb.errors import VlmError, VlmUnavailableError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -145,4 +145,4 @@ def chat_completions(request: Request, principal: Reader, body: ChatIn) -> Any:
             yield c.chunk({"content": "\n\n[error: the vision-language model failed to answer]"}, "stop")
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return event_stream(request, events())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from kb.answer.conversation import turns
@@ -21,6 +21,7 @@ from kb.api.auth import Admin, Reader
 from kb.api.convert import doc_detail, doc_summary, hit_json
 from kb.api.inputs import Question, Text, TopK, TurnText
 from kb.api.state import ApiState
+from kb.api.streaming import event_stream
 from kb.errors import ImageStoreError, VlmError, VlmUnavailableError
 from kb.labels import clean_tags
 from kb.uploads import discard
@@ -212,7 +213,7 @@ def ask(request: Request, principal: Reader, body: AskIn) -> Any:
         except VlmError:
             yield sse({"error": "the vision-language model failed to answer"}, "error")
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return event_stream(request, events())
 
 
 # -- images --------------------------------------------------------------------------------------
