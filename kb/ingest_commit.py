@@ -24,7 +24,7 @@ from kb.catalog import Catalog, DocumentRecord
 from kb.errors import CorruptDocumentError, FileTooLargeError, KbError
 from kb.images import ImageStore
 from kb.indexer import DocumentIndexer
-from kb.ingest_prepare import PreparedDoc, Preparer
+from kb.ingest_prepare import PreparedDoc, PrepareLostError, Preparer
 from kb.settings import Settings, mb_bytes
 from kb.signals.configured import Embedders
 from kb.types import doc_id_for
@@ -128,7 +128,15 @@ class Committer:
         if prepare is not None:
             if on_stage:
                 on_stage(path, "render")
-            prepared = prepare(path, sha, len(data), old, tags)
+            try:
+                prepared = prepare(path, sha, len(data), old, tags)
+            except PrepareLostError as exc:  # killed mid-way: drop the images it stored, unless in use
+                try:
+                    with commit_lock():
+                        self.images.remove(exc.written - self.catalog.referenced_images())
+                except Exception:  # e.g. the image store is down: they stay for `kb gc`
+                    log.exception("cannot remove the images of an abandoned preparation of %s", path.name)
+                raise
         else:
             prepared = self.preparer.prepare(path, sha, len(data), old, tags, on_stage=on_stage)
         try:

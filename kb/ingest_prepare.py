@@ -4,13 +4,14 @@ the index: `kb/ingest_commit.py` makes the result the current version."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.pipeline import RenderedDocument, StageCallback, render_document, render_fingerprint
 from ingest.render import GlyphRenderer
-from ingest.workers import WORKER_NICE, WorkerPool
+from ingest.workers import WORKER_NICE, WorkerLostError, WorkerPool
 from kb.catalog import DocumentRecord, ImageRecord, SectionRecord
 from kb.images import ImageStore
 from kb.index import IndexPoint
@@ -41,6 +42,9 @@ class Preparer:
         self.renderer = GlyphRenderer(settings.render)
         self.counter = TokenCounter.load(settings.token_counter)
         self.fingerprint = render_fingerprint(settings.render, settings.token_counter)
+        # Where each image key is noted before it is stored: if this process is killed mid-way, the
+        # parent removes what it had stored (see PreparePool).
+        self.journal: Path | None = None
 
     def prepare(
         self,
@@ -75,6 +79,9 @@ class Preparer:
         tokens = self.counter.count_many(texts) if texts else []
         sections: list[SectionRecord] = []
         for part, n_tok in zip(doc.parts, tokens, strict=True):
+            if self.journal is not None:
+                with self.journal.open("a") as f:
+                    f.write(ImageStore.key_for(part.png) + "\n")
             key = self.images.put(part.png)
             w, h = part.image.size
             sec = part.section
@@ -143,10 +150,25 @@ def _worker_setup(settings: Settings, index: bool) -> None:
     _preparer = Preparer(settings, open_image_store(settings), embedders)
 
 
-def _worker_prepare(path: str, sha: str, nbytes: int, old: str | None, tags: list[str]) -> PreparedDoc:
+def _worker_prepare(
+    path: str, sha: str, nbytes: int, old: str | None, tags: list[str], journal: str | None = None
+) -> PreparedDoc:
     assert _preparer is not None, "_worker_setup runs first in every worker"
     rec = DocumentRecord.model_validate_json(old) if old else None
-    return _preparer.prepare(Path(path), sha, nbytes, rec, tags)
+    _preparer.journal = Path(journal) if journal else None
+    try:
+        return _preparer.prepare(Path(path), sha, nbytes, rec, tags)
+    finally:
+        _preparer.journal = None
+
+
+class PrepareLostError(WorkerLostError):
+    """A preparation whose worker died or was killed; `written` names the images it may have stored,
+    which the committer removes unless a committed document uses them."""
+
+    def __init__(self, message: str, hint: str, written: frozenset[str]) -> None:
+        super().__init__(message, hint)
+        self.written = written
 
 
 class PreparePool(WorkerPool):
@@ -158,5 +180,23 @@ class PreparePool(WorkerPool):
         self.index = index
 
     def __call__(self, path: Path, sha: str, nbytes: int, old: DocumentRecord | None, tags: list[str]) -> PreparedDoc:
+        """Prepare in a worker, within the per-file time and memory budgets."""
         old_json = old.model_dump_json() if old else None
-        return self.run(_worker_prepare, str(path), sha, nbytes, old_json, tags, what=path.name)
+        with tempfile.TemporaryDirectory(prefix="kb-prepare-") as tmp:
+            journal = Path(tmp) / "images"
+            try:
+                return self.run(
+                    _worker_prepare,
+                    str(path),
+                    sha,
+                    nbytes,
+                    old_json,
+                    tags,
+                    str(journal),
+                    what=path.name,
+                    seconds=self.settings.ingest_job_seconds,
+                    memory_mb=self.settings.ingest_job_memory_mb,
+                )
+            except WorkerLostError as exc:
+                written = frozenset(journal.read_text().split()) if journal.exists() else frozenset()
+                raise PrepareLostError(exc.message, exc.hint, written) from None

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
 
     # Parsing
     max_file_mb: float = Field(100.0, gt=0, description="reject files larger than this")
+    # Per-file budgets of the worker that prepares it (parse, render, embed); past one the file fails
+    # and nothing of it is kept. Memory is the worker's resident size, loaded models included.
+    ingest_job_seconds: float = Field(300.0, gt=0, description="wall time one file may take in an ingest worker")
+    ingest_job_memory_mb: float = Field(4096.0, gt=0, description="resident memory an ingest worker may reach")
     ocr: Literal["auto", "always", "never"] = "auto"
     ocr_languages: str = "eng"
     ingest_workers: int = Field(

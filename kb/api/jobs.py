@@ -1,4 +1,7 @@
-"""Background ingest jobs, run one at a time by one thread. The slow part of each file runs in an
+"""Background ingest jobs, run one at a time by one thread, fairly across tenants: each tenant has its
+own queue and the thread serves the queues round-robin, so one tenant's large batch delays another's
+single file by at most one file: a job of several files calls `yield_turn` between its files, which
+runs the next waiting job of another tenant first. The slow part of each file runs in an
 ingest worker process at low priority (ingest/workers.py); this thread commits, holding the writer
 lock, so it keeps normal priority (a niced lock holder would stall the searches waiting on it).
 
@@ -19,6 +22,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -111,6 +115,12 @@ class JobRunner:
         self._owned: dict[str, int] = {}  # job id -> fd holding the flock on store/<id>.lock
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest")
+        # Jobs waiting, per tenant; `_turns` holds each tenant with waiting jobs once, next to serve first.
+        # The pool gets one `_run_next` per job, which picks whose job runs when it starts.
+        self._queues: dict[str, deque[tuple[Job, Callable[[Job], None]]]] = {}
+        self._turns: deque[str] = deque()
+        self._serving: list[str] = []  # tenants whose jobs are running (nested by yield_turn), outermost first
+        self._stopping = False
         self.store = store
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
@@ -192,13 +202,23 @@ class JobRunner:
             requeued.append(job_id)
         return requeued
 
+    def yield_turn(self, job: Job) -> None:
+        """Called by a running job between two of its files: run the first waiting job of the next other
+        tenant (in this thread, nested), so a long batch does not hold back other tenants' files."""
+        with self._lock:
+            if self._stopping:
+                return
+            picked = self._pop_turn(exclude=set(self._serving))
+        if picked is not None:
+            self._run(*picked)
+
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """For tests and shutdown: wait until no job of this runner is queued or running."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            with self._lock:
-                jobs = list(self._jobs.values())
-            if all(j.finished for j in jobs):
+            with self._lock:  # finished and saved (`_finish` gives up the lock after the last save)
+                idle = all(j.finished and j.id not in self._owned for j in self._jobs.values())
+            if idle:
                 return True
             time.sleep(0.05)
         return False
@@ -207,6 +227,8 @@ class JobRunner:
         """Finish the running job. With a store, queued jobs are left queued on disk (their locks are
         released) for the next start to resume, so stopping a server does not wait for a backlog;
         without one they run first, since nothing else would remember them."""
+        with self._lock:
+            self._stopping = self.store is not None  # without a store the queue still runs (see above)
         self._pool.shutdown(wait=True, cancel_futures=self.store is not None)
         with self._lock:
             owned, self._owned = self._owned, {}
@@ -221,9 +243,46 @@ class JobRunner:
                 done = sorted((j for j in self._jobs.values() if j.finished), key=lambda j: j.created)
                 for old in done[: len(self._jobs) - MAX_KEPT]:
                     del self._jobs[old.id]
-        self._pool.submit(self._run, job, work)
+            queue = self._queues.setdefault(job.tenant, deque())
+            if not queue:
+                self._turns.append(job.tenant)
+            queue.append((job, work))
+        self._pool.submit(self._run_next)
+
+    def _run_next(self) -> None:
+        """Run the first waiting job of the tenant whose turn it is (one call per job enqueued; a job
+        already run by `yield_turn` leaves a call with nothing to do)."""
+        with self._lock:
+            picked = self._pop_turn(exclude=set())
+        if picked is not None:
+            self._run(*picked)
+
+    def _pop_turn(self, exclude: set[str]) -> tuple[Job, Callable[[Job], None]] | None:
+        """Under the lock: the first waiting job of the first tenant in turn not in `exclude`; that tenant
+        then goes last."""
+        for tenant in list(self._turns):
+            if tenant in exclude:
+                continue
+            self._turns.remove(tenant)
+            queue = self._queues[tenant]
+            picked = queue.popleft()
+            if queue:
+                self._turns.append(tenant)
+            else:
+                del self._queues[tenant]
+            return picked
+        return None
 
     def _run(self, job: Job, work: Callable[[Job], None]) -> None:
+        with self._lock:
+            self._serving.append(job.tenant)
+        try:
+            self._run_one(job, work)
+        finally:
+            with self._lock:
+                self._serving.pop()
+
+    def _run_one(self, job: Job, work: Callable[[Job], None]) -> None:
         job.status = "running"
         job.attempts += 1
         if self.store is not None:

@@ -175,7 +175,9 @@ class ApiState:
 
     def ingest_job(self, job: Job, files: list[Path], tags: list[str], staged_root: Path | None) -> None:
         """Ingest staged files (each in its own folder); keep the new copy on success, drop it on failure."""
-        for path in files:
+        for i, path in enumerate(files):
+            if i:  # other tenants' waiting jobs go between this batch's files
+                self.jobs.yield_turn(job)
             old = self.kb.catalog.get(doc_id_for(path))
             if old is not None and not tenancy.owns(old, job.tenant, self.kb.settings.tenant):
                 # ids cannot collide between tenants (kb.names), but a CLI-ingested file may carry any
