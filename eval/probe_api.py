@@ -168,6 +168,21 @@ def main() -> int:
 
         probe("100 KB one-line .txt ingests", "done", one_line)
 
+        def fair_queue() -> str:
+            text = "\n\n".join(f"Paragraph {i}: " + " ".join(f"word{i}x{j}" for j in range(60)) for i in range(1500))
+            batch = c.post(
+                "/v1/documents",
+                headers=h(ADMIN_AB),
+                files=[("files", (f"big{i}.txt", text.encode()[:900_000], "text/plain")) for i in range(2)],
+            ).json()
+            single = wait(upload(ADMIN_A, "small.md", b"# Small\n\nA short note.\n").json(), ADMIN_A)
+            big = wait(batch, ADMIN_AB)
+            if single["status"] != "done" or big["status"] != "done":
+                return f"single {single['status']}, batch {big['status']}"
+            return "single first" if float(single["finished"]) < float(big["finished"]) else "single waited for the batch"  # type: ignore[arg-type]
+
+        probe("tenant a's file vs tenant a-b's 2-file batch", "single first", fair_queue)
+
         def post(path: str, body: str) -> str:
             r = c.post(path, headers={**h(READER_A), "Content-Type": "application/json"}, content=body.encode())
             return str(r.status_code) + ("" if "error" in r.json() else " (no error shape)")
