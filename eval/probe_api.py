@@ -6,8 +6,9 @@ observed / verdict (BUG when observed differs). Exit status 1 when any probe is 
 
 Each probe sends what an attacker would: no key with a huge body, a reader key on admin routes, bodies
 over the route limits, colliding tenant/file names, lone surrogates, `k: true`, whitespace queries,
-unknown routes, stray-end-tag HTML, a 10,001-entry DOCX. Sizes are declared, not sent: a server that
-waited for the body would time out, which is itself the BUG.
+unknown routes, stray-end-tag HTML, a 10,001-entry DOCX, and a client that leaves a streamed answer (a slow
+stand-in VLM on loopback, 40 chunks 0.2 s apart, must see its connection drop early). Sizes are declared,
+not sent: a server that waited for the body would time out, which is itself the BUG.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -58,12 +63,83 @@ def docx_with_entries(n: int) -> bytes:
     return buf.getvalue()
 
 
+@dataclass
+class Record:
+    """One streamed request as the stand-in saw it."""
+
+    sent: int = 0
+    dropped_at: float | None = None  # when a write failed: the client went away
+    finished: bool = False
+
+
+class SlowVlm:
+    """An OpenAI-compatible stand-in that streams 40 chunks 0.2 s apart and notes when its client left."""
+
+    chunks, gap = 40, 0.2
+
+    def __init__(self) -> None:
+        self.current = Record()
+        vlm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps({"data": [{"id": "slow"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                rec = vlm.current = Record()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                try:
+                    for i in range(vlm.chunks):
+                        piece = {"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+                        self.wfile.write(f"data: {json.dumps(piece)}\n\n".encode())
+                        self.wfile.flush()
+                        rec.sent = i + 1
+                        time.sleep(vlm.gap)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    rec.finished = True
+                except (BrokenPipeError, ConnectionResetError):
+                    rec.dropped_at = time.monotonic()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def leave_early(self, c: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str]) -> str:
+        """Read two events of a streamed answer, close the connection; what the stand-in saw."""
+        self.current = Record()
+        with c.stream("POST", path, json=body, headers=headers) as r:
+            seen = 0
+            for line in r.iter_lines():
+                seen += line.startswith("data:")
+                if seen == 2:
+                    break
+        left, rec = time.monotonic(), self.current
+        while rec.dropped_at is None and not rec.finished and time.monotonic() < left + 5:
+            time.sleep(0.05)
+        if rec.dropped_at is not None and rec.dropped_at - left < 3 and rec.sent < self.chunks // 2:
+            return "upstream dropped"
+        return f"{rec.sent}/{self.chunks} chunks sent 5 s after the client left, finished={rec.finished}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keep", action="store_true", help="keep the scratch data dir")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kb-probe-"))
     port = free_port()
+    vlm = SlowVlm()
     keys = [
         {"key": ADMIN_A, "role": "admin", "tenants": ["a"]},
         {"key": ADMIN_AB, "role": "admin", "tenants": ["a-b"]},
@@ -77,6 +153,10 @@ def main() -> int:
         "KB_TEXT_MODEL": "",
         "KB_API_MAX_UPLOAD_MB": "1",
         "KB_API_MAX_FILES": "2",
+        "KB_VLM_BACKEND": "openai",
+        "KB_VLM_BASE_URL": vlm.url,
+        "KB_VLM_MODEL": "slow",
+        "KB_VLM_RETRIES": "0",
         "DO_NOT_TRACK": "1",
         "HF_HUB_OFFLINE": "1",
     }
@@ -187,16 +267,45 @@ def main() -> int:
             r = c.post(path, headers={**h(READER_A), "Content-Type": "application/json"}, content=body.encode())
             return str(r.status_code) + ("" if "error" in r.json() else " (no error shape)")
 
-        probe("lone surrogate in chat content", "422", lambda: post("/v1/chat/completions", '{"messages":[{"role":"user","content":"hi \\ud800"}]}'))
-        probe("1.1 MB chat message", "413", lambda: post("/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "x" * 1_100_000}]})))
-        probe("100 KB chat question", "422", lambda: post("/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "x" * 100_000}]})))
+        probe(
+            "lone surrogate in chat content",
+            "422",
+            lambda: post("/v1/chat/completions", '{"messages":[{"role":"user","content":"hi \\ud800"}]}'),
+        )
+        probe(
+            "1.1 MB chat message",
+            "413",
+            lambda: post(
+                "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "x" * 1_100_000}]})
+            ),
+        )
+        probe(
+            "100 KB chat question",
+            "422",
+            lambda: post(
+                "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "x" * 100_000}]})
+            ),
+        )
         probe("k: true", "422", lambda: post("/v1/search", '{"query": "x", "k": true}'))
         probe("whitespace query", "422", lambda: post("/v1/search", '{"query": "   "}'))
-        probe("signals [image] with CLIP off", "422", lambda: post("/v1/search", '{"query": "text", "signals": ["image"]}'))
-        probe("unknown /v1 route", "404", lambda: str(c.get("/v1/nope", headers=h(READER_A)).status_code) + ("" if "error" in c.get("/v1/nope", headers=h(READER_A)).json() else " (detail shape)"))
+        probe(
+            "signals [image] with CLIP off",
+            "422",
+            lambda: post("/v1/search", '{"query": "text", "signals": ["image"]}'),
+        )
+        probe(
+            "unknown /v1 route",
+            "404",
+            lambda: (
+                str(c.get("/v1/nope", headers=h(READER_A)).status_code)
+                + ("" if "error" in c.get("/v1/nope", headers=h(READER_A)).json() else " (detail shape)")
+            ),
+        )
 
         def stray_tags() -> str:
-            return str(upload(ADMIN_A, "deep.html", b"<html><body>" + b"<div></x>" * 3000 + b"hi</body></html>").status_code)
+            return str(
+                upload(ADMIN_A, "deep.html", b"<html><body>" + b"<div></x>" * 3000 + b"hi</body></html>").status_code
+            )
 
         probe("HTML depth via stray end tags", "422", stray_tags)
 
@@ -210,12 +319,25 @@ def main() -> int:
             return str(c.get("/v1/documents/a-b--c.md", headers=h(READER_A)).status_code)
 
         probe("read another tenant's document", "404", other_tenant_doc)
+        question = "tenant a text"
+        probe(
+            "client leaves /v1/ask stream",
+            "upstream dropped",
+            lambda: vlm.leave_early(c, "/v1/ask", {"question": question, "stream": True}, h(READER_A)),
+        )
+        chat = {"stream": True, "messages": [{"role": "user", "content": question}]}
+        probe(
+            "client leaves chat stream",
+            "upstream dropped",
+            lambda: vlm.leave_early(c, "/v1/chat/completions", chat, h(READER_A)),
+        )
     finally:
         proc.terminate()
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        vlm.server.shutdown()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -32,20 +33,27 @@ CHUNKS = 40
 GAP = 0.2
 
 
+@dataclass
+class Record:
+    """One streamed request as the stand-in saw it."""
+
+    sent: int = 0
+    dropped_at: float | None = None  # when a write failed: the client went away
+    finished: bool = False
+
+
 class SlowVlm:
     """Streams CHUNKS chat-completion chunks GAP seconds apart; notes when a write fails (the client left)."""
 
     def __init__(self) -> None:
-        self.sent = 0
-        self.dropped_at: float | None = None
-        self.finished = False
+        self.current = Record()
         self.started = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
-                fake.sent, fake.dropped_at, fake.finished = 0, None, False
+                rec = fake.current = Record()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
@@ -55,14 +63,14 @@ class SlowVlm:
                         piece = {"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
                         self.wfile.write(f"data: {json.dumps(piece)}\n\n".encode())
                         self.wfile.flush()
-                        fake.sent = i + 1
+                        rec.sent = i + 1
                         time.sleep(GAP)
                     end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
                     self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
                     self.wfile.flush()
-                    fake.finished = True
+                    rec.finished = True
                 except (BrokenPipeError, ConnectionResetError):
-                    fake.dropped_at = time.monotonic()
+                    rec.dropped_at = time.monotonic()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -161,14 +169,13 @@ def leave_after_two_events(url: str, body: dict[str, Any]) -> float:
     return time.monotonic()
 
 
-def assert_upstream_cancelled(vlm: SlowVlm, left: float) -> None:
-    deadline = left + 5
-    while vlm.dropped_at is None and not vlm.finished and time.monotonic() < deadline:
+def assert_upstream_cancelled(rec: Record, left: float) -> None:
+    while rec.dropped_at is None and not rec.finished and time.monotonic() < left + 5:
         time.sleep(0.05)
-    assert not vlm.finished, "the stand-in streamed all its chunks: the upstream request was not cancelled"
-    assert vlm.dropped_at is not None, f"the stand-in was still streaming 5 s after the client left ({vlm.sent} sent)"
-    assert vlm.dropped_at - left < 3, f"the upstream saw the drop {vlm.dropped_at - left:.1f}s after the client left"
-    assert vlm.sent < CHUNKS // 2, vlm.sent
+    assert not rec.finished, "the stand-in streamed all its chunks: the upstream request was not cancelled"
+    assert rec.dropped_at is not None, f"the stand-in was still streaming 5 s after the client left ({rec.sent} sent)"
+    assert rec.dropped_at - left < 3, f"the upstream saw the drop {rec.dropped_at - left:.1f}s after the client left"
+    assert rec.sent < CHUNKS // 2, rec.sent
 
 
 @pytest.mark.parametrize(
@@ -190,7 +197,7 @@ def test_client_leaving_cancels_the_upstream_stream(api: str, vlm: SlowVlm, path
     vlm.started.clear()
     left = leave_after_two_events(api + path, body)
     assert vlm.started.is_set()
-    assert_upstream_cancelled(vlm, left)
+    assert_upstream_cancelled(vlm.current, left)  # the record of this request (set when it arrived)
     # the API still answers afterwards (nothing wedged in the thread pool)
     with contextlib.closing(httpx.Client(timeout=10)) as c:
         assert c.get(f"{api}/v1/documents", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
