@@ -101,3 +101,17 @@ def test_supporting_lines_are_the_quoted_and_overlapping_ones_and_none_without_o
     assert supporting_lines('It says "deleted within 30 days" [2].', 2, text, lines) == [lines[2]]
     # no overlap: nothing marked
     assert supporting_lines("The sky is blue [1].", 1, text, lines) == []
+
+
+def test_the_close_up_of_marked_lines_is_shown_only_when_it_is_a_small_part_of_the_image() -> None:
+    from PIL import Image
+
+    from kb.spans import LineSpan
+    from ui.sources import close_up
+
+    tall = Image.new("RGB", (800, 1200), "white")
+    line = LineSpan(start=0, end=10, x0=10, y0=600, x1=300, y1=612)
+    crop = close_up(tall, [line])
+    assert crop is not None and crop.width == 800 and crop.height < 200  # the band around the line
+    short = Image.new("RGB", (800, 150), "white")  # a one-band image: the close-up would repeat it
+    assert close_up(short, [LineSpan(start=0, end=10, x0=10, y0=60, x1=300, y1=72)]) is None

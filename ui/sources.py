@@ -25,6 +25,7 @@ MARK = (255, 200, 0, 120)  # translucent yellow over a supporting line
 BAR = (230, 120, 0, 255)  # and a bar in the margin, so a marked line is found at a glance
 ZOOM = 1.6  # 9-px glyph text reads like 14-px text
 CROP_PAD = 40
+CROP_MAX_SHARE = 0.6  # a close-up only when it shows less than this share of the image's height
 
 STYLE = """<style>
 .kb-answer a.kb-cite{font-weight:600;text-decoration:none;border-radius:4px;padding:0 2px;background:#e8f0fe}
@@ -100,10 +101,20 @@ def mark(kb: KnowledgeBase, source: dict[str, Any], answer: str) -> Marked:
             draw.rectangle((max(0, ln.x0 - 8), ln.y0 - 1, max(0, ln.x0 - 5), ln.y1 + 1), fill=BAR)
         out = Image.alpha_composite(img, overlay).convert("RGB")
         pngs.append(_png(out))
-        top = max(0, min(ln.y0 for ln in hits) - CROP_PAD)
-        bottom = min(out.height, max(ln.y1 for ln in hits) + CROP_PAD)
-        crops.append(_png(out.crop((0, top, out.width, bottom))))
+        crop = close_up(out, hits)
+        if crop is not None:
+            crops.append(_png(crop))
     return Marked(pngs, crops, marked)
+
+
+def close_up(img: Image.Image, hits: Sequence[LineSpan]) -> Image.Image | None:
+    """The band of `img` around the marked lines, or None when that band is most of the image (it would
+    only repeat the whole image shown below it)."""
+    top = max(0, min(ln.y0 for ln in hits) - CROP_PAD)
+    bottom = min(img.height, max(ln.y1 for ln in hits) + CROP_PAD)
+    if bottom - top >= CROP_MAX_SHARE * img.height:
+        return None
+    return img.crop((0, top, img.width, bottom))
 
 
 def _line_spans(kb: KnowledgeBase, source: dict[str, Any]) -> dict[str, tuple[str, list[LineSpan]]]:
