@@ -4,10 +4,14 @@ Compression needs only rendering (cheap); legibility needs a judge (OCR: slow). 
 every neighbour of the current best (one parameter changed), ranks them by compression, and judges them
 from the most compressed down, stopping at the first that clears the bar; the budget counts judged
 configurations. Before any configuration clears the bar, the one closest to it is followed instead.
+
+A `deadline` bounds the search in time: no judgement (nor round of neighbour renders) is started unless
+the time left fits one, estimated as the slowest seen so far; the best found by then is the result.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -88,6 +92,7 @@ class TuneResult:
     start: Score
     best: Score | None  # the most compressed configuration that cleared the bar (None: none did)
     judged: list[Score] = field(default_factory=list)
+    stopped: str = ""  # why the search ended: "budget", "time", "no neighbours left" or "no better neighbour"
 
     def front(self) -> list[Score]:
         return pareto_front(self.judged, key=lambda s: min(s.recall, s.identifier_recall, s.order))
@@ -103,21 +108,50 @@ def tune(
     targets: Targets | None = None,
     judge: Judge = tesseract_judge,
     progress: Callable[[str], None] = lambda _: None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TuneResult:
-    """Hill-climb from `start` over SPACE; `budget` = how many configurations are judged (start included)."""
+    """Hill-climb from `start` over SPACE; `budget` = how many configurations are judged (start included).
+    `deadline` (a `clock()` time): start no judgement that the time left cannot fit (the start is always
+    judged, so there is a result); `result.stopped` says why the search ended."""
     t = targets or Targets()
     cache: dict[str, str] = {}
+    took: list[float] = []  # seconds per judgement so far
+    render_took: list[float] = []  # seconds per round of neighbour renders
+
+    def time_left_for(kind: str) -> bool:
+        """Whether the time left fits one more judgement (or one more round of renders)."""
+        if deadline is None:
+            return True
+        seen = took if kind == "judgement" else render_took
+        need = max(seen) if seen else (max(took) if took else 0.0)
+        if clock() + need <= deadline:
+            return True
+        if not result.stopped:
+            result.stopped = "time"
+            progress(
+                f"stopping on time: {max(0.0, deadline - clock()):.0f} s left, one {kind} takes about {need:.0f} s"
+            )
+        return False
 
     def judged(name: str, cfg: RenderConfig) -> Score:
+        t0 = clock()
         s = score(name, cfg, docs, counter, pool=pool, judge=judge, sampled_only=True, cache=cache)
+        took.append(clock() - t0)
         fails = s.failures(t)
         progress(
             f"[{len(result.judged) + 1}/{budget}] {name}: {s.compression:.2f}x recall {s.recall:.3f} "
-            f"identifiers {s.identifier_recall:.3f} order {s.order:.3f}"
+            f"identifiers {s.identifier_recall:.3f} order {s.order:.3f} ({took[-1]:.0f} s)"
             + ("  clears the bar" if not fails else "  (" + "; ".join(fails) + ")")
         )
         result.judged.append(s)
         return s
+
+    def may_judge() -> bool:
+        if len(result.judged) >= budget:
+            result.stopped = result.stopped or "budget"
+            return False
+        return time_left_for("judgement")
 
     result = TuneResult(start=Score("start", start, counter.name, []), best=None)
     result.start = first = judged("start", start)
@@ -125,21 +159,26 @@ def tune(
     if first.meets(t):
         result.best = first
     seen = {start.model_dump_json()}
-    while len(result.judged) < budget:
+    while may_judge():
         cands = [(n, c) for n, c in neighbours(current.config) if c.model_dump_json() not in seen]
         if not cands:
+            result.stopped = "no neighbours left"
+            break
+        if not time_left_for("round of renders"):
             break
         progress(f"rendering {len(cands)} neighbours of {label(current.config, start)} for their compression")
+        t0 = clock()
         ranked = []
         for _name, cfg in cands:
             seen.add(cfg.model_dump_json())
             ranked.append(score(label(cfg, start), cfg, docs, counter, pool=None, sampled_only=True))
+        render_took.append(clock() - t0)
         ranked.sort(key=lambda s: -s.compression)
         moved = False
         if result.best is not None:
             # Only more compression is worth judging; the first that clears the bar is the next best.
             for r in ranked:
-                if r.compression <= result.best.compression or len(result.judged) >= budget:
+                if r.compression <= result.best.compression or not may_judge():
                     break
                 s = judged(r.name, r.config)
                 if s.meets(t):
@@ -153,7 +192,7 @@ def tune(
             pick = [r for r in ranked if MIN_KEEP * c0 <= r.compression <= 1.02 * c0] or ranked
             best_try: Score | None = None
             for r in pick:
-                if len(result.judged) >= budget:
+                if not may_judge():
                     break
                 s = judged(r.name, r.config)
                 if s.meets(t):
@@ -165,5 +204,6 @@ def tune(
             if not moved and best_try is not None and deficit(best_try, t) < deficit(current, t):
                 current, moved = best_try, True
         if not moved:
+            result.stopped = result.stopped or "no better neighbour"
             break
     return result

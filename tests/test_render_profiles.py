@@ -59,6 +59,28 @@ def test_tune_render_saves_a_profile_that_ingest_then_uses(tmp_path: Path, monke
     assert rec.render_profile == "mine" and rec.tokenizer
 
 
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract")
+def test_tune_render_with_a_tiny_time_limit_stops_on_time_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0.01 min: the start is judged (there is always a result), nothing more fits; the start clears the
+    bar on plain prose, so it is what is saved."""
+    doc = tmp_path / "guide.md"
+    doc.write_text(PROSE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    res = CliRunner().invoke(
+        app,
+        ["tune-render", str(doc), "--budget", "20", "--sections", "1", "--jobs", "1", "--minutes", "0.01",
+         "--name", "quick", "--no-activate"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "judged 1 configuration(s)" in res.output and "stopped on time" in res.output
+    prof = load_profile_file(tmp_path / "data" / "render_profiles" / "quick.json")
+    assert prof.measured["stopped"] == "time" and prof.measured["judged"] == 1
+    assert prof.config == RenderConfig() and not (tmp_path / "kb.toml").exists()
+
+
 def test_activate_keeps_the_rest_of_the_config(tmp_path: Path) -> None:
     cfg = tmp_path / "kb.toml"
     cfg.write_text("top_k = 5\n[render]\nfont_size = 10\n")

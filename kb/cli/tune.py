@@ -39,6 +39,14 @@ def tune_render(
     sample: Annotated[int, typer.Option("--sample", help="documents in the sample")] = 20,
     sections: Annotated[int, typer.Option("--sections", help="sections judged per document")] = 2,
     jobs: Annotated[int, typer.Option("--jobs", help="parallel OCR processes")] = 2,
+    minutes: Annotated[
+        float,
+        typer.Option(
+            "--minutes",
+            help="time limit for the whole run: no judgement is started that the time left cannot fit "
+            "(estimated from the slowest so far); the best found by then is saved",
+        ),
+    ] = 25.0,
     judge: Annotated[
         str, typer.Option("--judge", help="auto (the VLM when configured, else tesseract), tesseract or vlm")
     ] = "auto",
@@ -65,6 +73,8 @@ def tune_render(
     run(lambda: profile_path(name, settings.data_dir))  # a bad name fails before any work
     if budget < 1 or sample < 1 or sections < 1:
         fail("--budget, --sample and --sections must be at least 1")
+    if not minutes > 0:
+        fail("--minutes must be more than 0")
     files = list(iter_files(paths))
     if not files:
         fail("no supported documents under the given paths", "pass files or folders of PDF, HTML, Markdown, ...")
@@ -72,6 +82,7 @@ def tune_render(
         step = len(files) / sample
         files = [files[int(i * step)] for i in range(sample)]
     t0 = time.monotonic()
+    deadline = t0 + minutes * 60
 
     def say(msg: str) -> None:
         err().print(f"[{time.monotonic() - t0:6.0f}s] {msg}", highlight=False)
@@ -87,16 +98,21 @@ def tune_render(
         fail("none of the sample documents could be parsed")
     counter = run(lambda: TokenCounter.load(settings.token_counter))
     judge_name, judge_fn = run(lambda: pick_judge(settings, judge))
-    say(f"judge: {judge_name}")
+    say(f"judge: {judge_name}; budget {budget} judgements, time limit {minutes:g} min")
     targets = Targets()
     workers = max(1, jobs) if judge_name == "tesseract" else 1  # one VLM request at a time
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        res = tune(docs, settings.render, counter, pool, budget=budget, targets=targets, judge=judge_fn, progress=say)
+        res = tune(
+            docs, settings.render, counter, pool, budget=budget, targets=targets, judge=judge_fn, progress=say,
+            deadline=deadline,
+        )
     o = out()
     o.print(
         f"\njudged {len(res.judged)} configuration(s) on {len(docs)} document(s) in {time.monotonic() - t0:.0f} s; "
         f"text tokens by {counter.name}, judge: {judge_name}"
     )
+    if res.stopped == "time":
+        o.print(f"stopped on time: the {minutes:g} min limit left no room for another judgement")
     o.print("Pareto front (compression, worst of recall / identifier recall / order):")
     for s in res.front():
         o.print(
@@ -104,7 +120,8 @@ def tune_render(
         )
     best = res.best
     if best is None:
-        o.print("no configuration cleared the bar; nothing saved (try a larger --budget, or see the front above)")
+        more = "--minutes" if res.stopped == "time" else "--budget"
+        o.print(f"no configuration cleared the bar; nothing saved (try a larger {more}, or see the front above)")
         raise typer.Exit(1)
     prof = RenderProfile(
         name=name,
@@ -118,6 +135,8 @@ def tune_render(
             "order": round(best.order, 4),
             "classes": {c: list(best.class_counts(c)) for c in ("path", "option", "number", "code", "cjk")},
             "start_compression": round(res.start.compression, 3),
+            "judged": len(res.judged),
+            "stopped": res.stopped,
         },
     )
     path = save_profile(prof, settings)
