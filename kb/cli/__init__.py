@@ -1,24 +1,43 @@
 """The `kb` command line.
 
-One module per command group (`kb/cli/ingest.py`, `kb/cli/search.py`, ...). Each module registers
-its commands on the shared `app` from `kb.cli._common` with `@app.command()`; every module here
-whose name does not start with `_` is imported below, so a new command group is a new file.
+One module per command group (`kb/cli/ingest.py`, `kb/cli/search.py`, ...), registered on one typer app
+by kb/cli/_app.py. Startup time is a feature:
 
-Startup time is a feature: a module here imports only typer and the standard library at its top;
-everything else (settings, the service, models, rich) is imported inside the command that uses it.
+- `main()` first offers the command to the fast lane (kb/cli/_fast.py), which answers `kb --help`, bare
+  `kb` and `kb docs [--json]` on the standard library alone when it can give exactly the full path's output;
+- otherwise it imports the typer app. A command module imports only typer and the standard library at
+  its top; everything else (settings, the service, models, rich) is imported inside the command that uses it.
+
+This module imports nothing at its top; `app` is loaded on first access (`from kb.cli import app`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import sys
 
-from kb.cli._common import app, main
+TYPE_CHECKING = False  # typing costs more to import than the fast lane
+if TYPE_CHECKING:
+    from typing import Any
 
-# `kb --help` lists commands in import order: the everyday ones first, then the rest by name.
-_FIRST = ("ingest", "search", "docs", "render")
-_names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
-for _mod in sorted(_names, key=lambda n: (_FIRST.index(n) if n in _FIRST else len(_FIRST), n)):
-    importlib.import_module(f"{__name__}.{_mod}")
+    from kb.cli._app import app as app
+
+
+def main() -> None:
+    from kb.cli import _fast
+
+    if _fast.handle(sys.argv[1:]):
+        return
+    from kb.cli._app import main as full
+
+    full()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from kb.cli._app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["app", "main"]

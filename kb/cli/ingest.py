@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,12 +11,8 @@ import typer
 
 from kb.cli._client import ServerOpt, server_url
 from kb.cli._common import ConfigOpt, app, err, fail, load_settings, note, out, run
-from kb.cli._table import Col, fit_table
-
-SHORT_DOC_NOTE = (
-    "† compresses less than the corpus: every glyph image pays a fixed header (title and heading path) and its "
-    "height is rounded up to whole 28 px patches, which weighs most on documents of one short image"
-)
+from kb.cli._docsview import SHORT_DOC_NOTE, short_doc
+from kb.cli._table import Col, fit_table, term_width, use_color
 
 
 def skipped_files(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -32,10 +29,6 @@ def skipped_files(paths: list[Path]) -> list[tuple[Path, str]]:
                 continue  # hidden files and folders (.git, .DS_Store) are not documents: not worth a line
             skipped.append((f, f"unsupported format {f.suffix.lower() or '(no extension)'}"))
     return skipped
-
-
-def short_doc(text_tokens: int, visual_tokens: int, corpus: float) -> bool:
-    return bool(visual_tokens) and corpus > 0 and text_tokens / visual_tokens < 0.8 * corpus
 
 
 @app.command()
@@ -154,7 +147,9 @@ def _print_ingest_summary(results: list[Any], elapsed: float, skipped: list[tupl
             [r.doc_id or r.path.name, r.status, ratio, str(r.sections), str(r.images), str(r.pages or "-"),
              f"{r.seconds:.1f}", str(r.path)]
         )  # fmt: skip
-    out().print(fit_table("Ingested", cols, rows, out().width, hint="`kb docs --json` has every field"))
+    sys.stdout.write(
+        fit_table("Ingested", cols, rows, term_width(), hint="`kb docs --json` has every field", color=use_color())
+    )
     out().print(
         f"documents: {len(ok)} ({sum(r.status == 'ingested' for r in ok)} ingested, "
         f"{sum(r.status == 'unchanged' for r in ok)} unchanged)  sections: {sum(r.sections for r in ok)}  "
