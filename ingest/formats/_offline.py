@@ -17,13 +17,23 @@ Two things in unstructured 0.27 reach the network on their own:
    NarrativeText vs Text, which we map to the same "paragraph" block anyway. We use the rule-based
    pipeline even when `en_core_web_sm` happens to be installed so that the same file gives the
    same blocks (and section ids) on every machine.
+
+`unstructured.nlp.tokenize` imports spaCy, which imports thinc, whose `thinc.compat` imports torch when
+it is installed (about 2.5 s, most of a `kb render`) only to offer torch layers that a blank pipeline
+never uses. When torch is not loaded yet and this is the process's only thread, that import runs with
+torch hidden (thinc then records `has_torch = False`; a later `import torch` elsewhere works as usual).
+With other threads running (the API) the import is left alone: a module hidden from sys.modules would
+be hidden from them too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +41,20 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _ready = False
+
+
+@contextlib.contextmanager
+def _torch_hidden() -> Iterator[None]:
+    """Imports inside see no torch (ImportError), when that cannot affect another thread."""
+    if "torch" in sys.modules or threading.active_count() > 1:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
 
 
 @lru_cache(maxsize=1)
@@ -56,7 +80,8 @@ def prepare_unstructured() -> None:
         # The "try our commercial offering" banner printed on first partition.
         os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 
-        import unstructured.nlp.tokenize as tokenize
+        with _torch_hidden():  # spaCy -> thinc -> torch, unused by a blank pipeline
+            import unstructured.nlp.tokenize as tokenize
 
         if not hasattr(tokenize, "_get_nlp"):
             raise RuntimeError(
