@@ -119,9 +119,25 @@ def test_readme_main_job_runs_verbatim_on_a_machine_without_a_model_hub(tmp_path
     assert "models: " in res.stderr  # says what it used
     assert "Loading weights" not in res.stderr  # no third-party progress bars
     if "bundled profile" in res.stderr:  # no model hub here: one line says so
-        assert sum("bundled profile" in line for line in res.stderr.splitlines()) == 2  # one per command
+        # once per data dir: ingest says it, the search on the same store does not repeat it
+        assert sum("bundled profile" in line for line in res.stderr.splitlines()) == 1
     recorded = json.dumps(_recorded_models(tmp_path / "kb_data"))
     assert "st:" in recorded or "open_clip:" in recorded  # the collection records the models that built it
+
+
+def test_a_note_is_shown_once_per_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kb.cli._common import note_once
+
+    data = tmp_path / "kb_data"
+    reader = note_once(data)
+    reader("using the bundled profile")
+    reader("using the bundled profile")
+    assert capsys.readouterr().err.count("bundled profile") == 2 and not data.exists()  # a reader makes no store
+    note_once(data, create=True)("using the bundled profile")
+    note_once(data)("using the bundled profile")
+    note_once(data)("another note")
+    err = capsys.readouterr().err
+    assert err.count("bundled profile") == 1 and err.count("another note") == 1
 
 
 def _recorded_models(data: Path) -> dict[str, object]:

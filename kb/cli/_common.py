@@ -150,6 +150,35 @@ def note(message: str) -> None:
     err().print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 
 
+NOTES_FILE = ".notes"  # under the data dir: notes already shown for it, one a line
+
+
+def note_once(data_dir: Path, *, create: bool = False) -> Callable[[str], None]:
+    """`note`, but a note already shown for this data dir (the bundled-profile note, say) is not repeated on
+    every search: it is recorded in data_dir/.notes. `create`: make the data dir to record it (ingest, which
+    is about to make it anyway); a reader never creates one, and a note it cannot record is shown again."""
+
+    def announce(message: str) -> None:
+        path = data_dir / NOTES_FILE
+        try:
+            seen = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            seen = []
+        if message in seen:
+            return
+        note(message)
+        try:
+            if create:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            if data_dir.is_dir():
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(message.replace("\n", " ") + "\n")
+        except OSError:
+            pass  # a read-only store: the note shows again next time
+
+    return announce
+
+
 def load_settings(config: Path | None) -> Settings:
     """The settings for this command (a bad config is a clear error)."""
     from kb import settings

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from kb.cli._client import ServerOpt, server_url
-from kb.cli._common import ConfigOpt, app, err, fail, load_settings, note, out, run
+from kb.cli._common import ConfigOpt, app, err, fail, load_settings, note_once, out, run
 from kb.cli._docsview import SHORT_DOC_NOTE, short_doc
 from kb.cli._table import Col, fit_table, term_width, use_color
 
@@ -73,7 +73,9 @@ def ingest(
     if revises is not None:
         run(lambda: kb.get(revises))  # a clear error before any work when the previous version is unknown
     n_workers = kb.settings.ingest_workers if workers is None else workers
-    profile = None if no_index else run(lambda: kb.resolve_models(announce=note))
+    profile = (
+        None if no_index else run(lambda: kb.resolve_models(announce=note_once(kb.settings.data_dir, create=True)))
+    )
     skipped = skipped_files(paths)
     t0 = time.perf_counter()
     with Progress(

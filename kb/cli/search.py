@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from kb.cli._client import ServerOpt, server_url
-from kb.cli._common import ConfigOpt, app, err, load_settings, note, out, run
+from kb.cli._common import ConfigOpt, app, err, load_settings, note, note_once, out, run
 from kb.cli._common import fail as fail_with
 
 
@@ -72,7 +72,7 @@ def search(
 
         settings = load_settings(config)
         with one_shot_process(), KnowledgeBase(settings) as kb:
-            profile = run(lambda: kb.resolve_models(announce=note))
+            profile = run(lambda: kb.resolve_models(announce=note_once(kb.settings.data_dir)))
             opts = SearchOptions(
                 k=settings.top_k if k is None else k, doc_ids=doc, tags=tag, signals=signal, diversify=diverse
             )
@@ -128,7 +128,7 @@ def ask(
     settings = load_settings(config)
     scope = Scope(k=k, doc_ids=doc, tags=tag, cross_document=cross, mode=mode)  # type: ignore[arg-type]
     with one_shot_process(), KnowledgeBase(settings) as kb:
-        run(lambda: kb.resolve_models(announce=note))
+        run(lambda: kb.resolve_models(announce=note_once(kb.settings.data_dir)))
         prep = run(lambda: prepare_answer(kb, question, scope))
     hits = prep.hits
 

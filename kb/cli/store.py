@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb.cli._common import ConfigOpt, app, load_settings, note, out, run
+from kb.cli._common import ConfigOpt, app, load_settings, note_once, out, run
 
 
 @app.command()
@@ -13,7 +13,7 @@ def reindex(config: ConfigOpt = None) -> None:
 
     settings = run(lambda: load_settings(config))
     with KnowledgeBase(settings) as kb:
-        run(lambda: kb.resolve_models(announce=note))
+        run(lambda: kb.resolve_models(announce=note_once(kb.settings.data_dir)))
         n = run(kb.reindex)
         out().print(f"indexed {n} section(s)")
         results, gone = run(kb.rerender)
