@@ -1,6 +1,7 @@
 """Render benchmark: honest compression, word recall overall and per identifier class, reading order.
 
-    python eval/bench_render.py [--docs DIR ...] [--configs SPEC ...] [--ocr-sections N] [--per-doc] [--plot OUT.png]
+    python eval/bench_render.py [--docs DIR ...] [--configs SPEC ...] [--ocr-sections N] [--per-doc]
+        [--misses CLASS ...] [--plot OUT.png]
 
 A config SPEC is `default` (the shipped RenderConfig), a preset name below, a profile JSON file written by
 `kb tune-render`, or `key=value,key=value` over RenderConfig fields (e.g. `font_size=10,line_height=1.15`).
@@ -89,6 +90,15 @@ def print_per_doc(s: Score) -> None:
         print(f"  {d.name[:40]:<40} {d.compression:>6.2f}x {d.recall:>7.3f} {d.order:>7.3f}  ({d.images} images)")
 
 
+def print_misses(s: Score, classes: list[str]) -> None:
+    for cls in classes:
+        got, n = s.class_counts(cls)
+        print(f"\nmissed {cls} items, {s.name} ({n - got} of {n}): source -> closest OCR reading")
+        for d in s.docs:
+            for want, read in d.misses[cls]:
+                print(f"  {d.name[:28]:<28} {want!r:<40} -> {read!r}")
+
+
 def plot(results: dict[str, list[Score]], out: Path, targets: Targets) -> None:
     import matplotlib
 
@@ -134,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ocr", action="store_true", help="compression only")
     ap.add_argument("--jobs", type=int, default=2, help="parallel tesseract processes")
     ap.add_argument("--per-doc", action="store_true", help="per-document compression, recall and order")
+    ap.add_argument("--misses", nargs="+", default=[], choices=CLASSES, metavar="CLASS",
+                    help="list the missed identifier items of these classes, each with what OCR read closest")
     ap.add_argument("--plot", type=Path, default=None, help="write the compression/recall plot here")
     ap.add_argument("--save", type=Path, default=None, help="write the first config's images here")
     args = ap.parse_args(argv)
@@ -163,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.per_doc:
                 for s in scores:
                     print_per_doc(s)
+            for s in scores:
+                print_misses(s, args.misses)
             if not args.no_ocr and len(scores) > 1:
                 front = pareto_front(scores, key=lambda s: min(s.recall, s.identifier_recall))
                 print("Pareto front (compression against min(recall, identifier recall)):",

@@ -90,8 +90,9 @@ def char_similarity(source: str, ocr: str) -> float:
 
 CLASSES = ("path", "option", "number", "code", "cjk")
 # Quotes and brackets around an identifier are not part of it (OCR often reads a curly quote as * or ').
-_OPEN = "([{\"'«“‘„<`*"
-_CLOSE = ")]}\"'»”’>.,;:!?`*"
+# Either curly quote may open or close: typeset PDFs often open with ” (”/etc/passwd”).
+_OPEN = "([{\"'«“‘„”’<`*"
+_CLOSE = ")]}\"'»”’“‘>.,;:!?`*"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _DRIVE = re.compile(r"^[a-z]:\\")
 _OPTION = re.compile(r"^--?[A-Za-z][\w.-]*(?:=\S*)?$")
@@ -178,6 +179,28 @@ def class_recall(items: dict[str, list[tuple[str, ...]]], ocr: str) -> dict[str,
     for cls, its in items.items():
         want = Counter(its)
         out[cls] = (sum(min(n, got[k]) for k, n in want.items()), sum(want.values()))
+    return out
+
+
+def class_misses(items: dict[str, list[tuple[str, ...]]], ocr: str) -> dict[str, list[tuple[str, str]]]:
+    """Per class, the source items the OCR did not recover, each with the closest OCR reading ("" when
+    nothing is close): what a render failure reads as, or a sign that the source tokenisation is at fault."""
+    got = ocr_items(ocr)
+    singles = sorted({k[0] for k in got if len(k) == 1})
+    pairs = sorted({" ".join(k) for k in got if len(k) == 2})
+    out: dict[str, list[tuple[str, str]]] = {}
+    for cls, its in items.items():
+        left = Counter(got)
+        missed = []
+        for it in its:
+            if left[it] > 0:
+                left[it] -= 1
+                continue
+            want = " ".join(it)
+            pool = pairs if len(it) == 2 else singles
+            close = difflib.get_close_matches(want, pool, n=1, cutoff=0.5)
+            missed.append((want, close[0] if close else ""))
+        out[cls] = missed
     return out
 
 

@@ -43,8 +43,14 @@ class RenderedPart:
     lines: str = ""  # kb.spans.encode_lines of the image's drawn lines
 
 
+# RenderConfig fields added after stores existed: left out of the fingerprint at their defaults, so adding
+# them re-renders nothing (a changed value still does).
+_LATER_FIELDS = {"id_kinds": "all", "id_scale": 1.0, "id_tracking": 0.0}
+
+
 def render_fingerprint(config: RenderConfig, token_counter: str) -> str:
-    raw = f"{PIPELINE_VERSION}|{config.model_dump_json()}|{token_counter}"
+    skip = {k for k, v in _LATER_FIELDS.items() if getattr(config, k) == v}
+    raw = f"{PIPELINE_VERSION}|{config.model_dump_json(exclude=skip)}|{token_counter}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -16,7 +16,17 @@ from pathlib import Path
 from PIL import Image
 
 from ingest.accounting import ContentText
-from ingest.legibility import CLASSES, class_items, class_recall, ocr_lang, ocr_text, reading_order, word_recall, words
+from ingest.legibility import (
+    CLASSES,
+    class_items,
+    class_misses,
+    class_recall,
+    ocr_lang,
+    ocr_text,
+    reading_order,
+    word_recall,
+    words,
+)
 from ingest.render import GlyphRenderer
 from kb.settings import RenderConfig, Settings
 from kb.tokens import TokenCounter, visual_tokens
@@ -83,6 +93,7 @@ class DocScore:
     lcs: int = 0
     order_words: int = 0
     render_ms: list[float] = field(default_factory=list)
+    misses: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: {c: [] for c in CLASSES})
 
     @property
     def compression(self) -> float:
@@ -244,6 +255,8 @@ def add_judgement(ds: DocScore, part: Section, ocr: str) -> None:
     for cls, (got, total) in class_recall(items, ocr).items():
         ds.classes[cls][0] += got
         ds.classes[cls][1] += total
+    for cls, missed in class_misses(items, ocr).items():
+        ds.misses[cls].extend(missed)
     lcs, matched = reading_order(text, ocr)
     ds.lcs += lcs
     ds.order_words += matched

@@ -122,6 +122,7 @@ class FontChain:
         self.slash_pad = slash_pad
         self.dash_pad = dash_pad
         self.ident: FontChain | None = None  # face for identifiers inline in text (paths, --options)
+        self.ident_paths_only = False  # the identifier face for paths only (--options stay in the body face)
         refs: list[FontRef] = [FontRef(primary)]
         for name in _FALLBACK_BOLD if bold else _FALLBACK_REGULAR:
             ref = _ref(name)
@@ -176,7 +177,10 @@ class FontChain:
         """Advance width of text in px (cached; runs summed)."""
         w = self._width.get(text)
         if w is None and self.ident is not None:
-            w = sum(self.ident.measure(t) if ident else self._plain_measure(t) for t, ident in identifier_split(text))
+            w = sum(
+                self.ident.measure(t) if ident else self._plain_measure(t)
+                for t, ident in identifier_split(text, self.ident_paths_only)
+            )
         if w is None:
             w = self._plain_measure(text)
             if len(self._width) < 200_000:
@@ -207,7 +211,7 @@ class FontChain:
             return self._placed_plain(text)
         out: list[tuple[float, str, ImageFont.FreeTypeFont]] = []
         x = 0.0
-        for seg, ident in identifier_split(text):
+        for seg, ident in identifier_split(text, self.ident_paths_only):
             chain = self.ident if ident else None
             pieces = chain.placed(seg) if chain is not None else self._placed_plain(seg)
             out.extend((x + dx, p, f) for dx, p, f in pieces)
@@ -238,15 +242,17 @@ _IDENT_OPEN = "([{\"'«“‘<`"
 _IDENT_CLOSE = ")]}\"'»”’>`.,;:!?"
 
 
-def is_identifier(token: str) -> bool:
+def is_identifier(token: str, paths_only: bool = False) -> bool:
     """Paths (a slash and two letters or digits) and --options/-o flags: the tokens drawn in the identifier face."""
     if not _IDENT.match(token):
         return False
-    return token.startswith("-") or sum(c.isalnum() for c in token) >= 2
+    if token.startswith("-"):
+        return not paths_only
+    return sum(c.isalnum() for c in token) >= 2
 
 
 @functools.lru_cache(maxsize=65536)
-def identifier_split(text: str) -> tuple[tuple[str, bool], ...]:
+def identifier_split(text: str, paths_only: bool = False) -> tuple[tuple[str, bool], ...]:
     """`text` as (segment, is identifier) pieces; quotes and sentence punctuation around a token stay plain."""
     out: list[tuple[str, bool]] = []
     plain: list[str] = []
@@ -255,7 +261,7 @@ def identifier_split(text: str) -> tuple[tuple[str, bool], ...]:
         lead = tok[: len(tok) - len(core)]
         stripped = core.rstrip(_IDENT_CLOSE)
         trail = core[len(stripped) :]
-        if stripped and is_identifier(stripped):
+        if stripped and is_identifier(stripped, paths_only):
             if plain or lead:
                 out.append(("".join(plain) + lead, False))
                 plain = []
@@ -295,10 +301,17 @@ class FontBook:
         slash_pad: float = 0.0,
         ident: str = "",
         dash_pad: float = 0.0,
+        ident_scale: float = 1.0,
+        ident_tracking: float = 0.0,
+        ident_paths_only: bool = False,
     ) -> None:
         self.size = size
         self.dash_pad = dash_pad
         self._ident = resolve_font(ident) if ident else None
+        self._ident_on = bool(ident) or ident_scale != 1.0 or ident_tracking > 0
+        self.ident_scale = ident_scale
+        self.ident_tracking = ident_tracking
+        self.ident_paths_only = ident_paths_only
         self.tracking = tracking
         self.slash_pad = slash_pad
         reg, bold = resolve_font(body), resolve_font(body, bold=True)
@@ -320,6 +333,13 @@ class FontBook:
                 slash_pad=self.slash_pad * size,
                 dash_pad=self.dash_pad * size,
             )
-            if self._ident is not None and not mono and not bold:
-                ch.ident = FontChain(self._ident, size, slash_pad=self.slash_pad * size, dash_pad=self.dash_pad * size)
+            if self._ident_on and not mono and not bold:
+                ch.ident = FontChain(
+                    self._ident or path,
+                    max(size, round(size * self.ident_scale)),
+                    tracking=self.ident_tracking * size,
+                    slash_pad=self.slash_pad * size,
+                    dash_pad=self.dash_pad * size,
+                )
+                ch.ident_paths_only = self.ident_paths_only
         return ch
