@@ -8,14 +8,15 @@ is a new file.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 
-import kb.cli
 from kb.cli._common import app, main
 
 # `kb --help` lists commands in import order: the everyday ones first, then the rest by name.
 _FIRST = ("ingest", "search", "docs", "render")
-_names = [m.name for m in pkgutil.iter_modules(kb.cli.__path__) if not m.name.startswith("_")]
+_HERE = [os.path.dirname(__file__)]  # the kb.cli folder, without importing kb.cli (an import cycle)
+_names = [m.name for m in pkgutil.iter_modules(_HERE) if not m.name.startswith("_")]
 for _mod in sorted(_names, key=lambda n: (_FIRST.index(n) if n in _FIRST else len(_FIRST), n)):
     importlib.import_module(f"kb.cli.{_mod}")
 
