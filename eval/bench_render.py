@@ -50,6 +50,9 @@ PRESETS: dict[str, dict[str, object]] = {
     # the renderer before issue 16: slashes and "--" drawn tight, short column bands kept
     "before": {"slash_spacing": 0.0, "dash_spacing": 0.0, "min_column_lines": 1},
     "fs10-spaced": {"font_size": 10, "slash_spacing": 0.08, "dash_spacing": 0.15},
+    # inline paths and --options one pixel larger and tracked apart (ingest/render/fonts.py FontChain.ident)
+    "id-style": {"id_scale": 1.12, "id_tracking": 0.04},
+    "id-scale": {"id_scale": 1.12},
 }
 
 

@@ -100,6 +100,8 @@ _NUMBER = re.compile(r"^[-+±~≈<>≤≥]?(?:\d[\d,._]*|0x[0-9a-f]+)(?:[a-zµ°
 _UNITS = frozenset(
     ["b", "kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "bit", "bits", "byte", "bytes", "ms", "s", "sec", "secs", "µs", "us", "ns", "min", "mins", "h", "hr", "hrs", "d", "hz", "khz", "mhz", "ghz", "px", "pt", "em", "%", "°c", "°f", "v", "mv", "a", "ma", "w", "kw", "mm", "cm", "m", "km", "rpm", "rps", "qps", "ops", "iops", "req/s", "mb/s", "gb/s"]
 )
+# Slashes with regex or glob syntax around them are patterns (sed s/a/b/, ^/git/(.*)$), scored as code.
+_PATTERN = re.compile(r"[\[\](){}^|*]")
 _CODEISH = re.compile(r"[_$@#]|\(\)|::|->|=>|[a-z][A-Z]|^\w+\.\w+\(|[=<>]=|\w\.\w+\.\w|^\w+\[")
 
 
@@ -119,7 +121,7 @@ def token_class(raw: str, in_code: bool) -> str | None:
     if len(w) < 2 and not w.isdigit():
         return None
     pathish = _URL.match(w) or w.startswith(("/", "~/", "./", "../")) or w.count("/") >= 2 or _DRIVE.match(w)
-    if pathish and sum(c.isalnum() for c in w) >= 2:
+    if pathish and sum(c.isalnum() for c in w) >= 2 and not _PATTERN.search(w):
         return "path"
     if _OPTION.match(w):
         return "option"

@@ -14,6 +14,12 @@ def test_curly_quotes_either_way_are_not_part_of_a_path() -> None:
     assert items["path"] == [("/etc/passwd",), ("/usr/share/man",)]
 
 
+def test_regexes_with_slashes_are_code_not_paths() -> None:
+    items = class_items([("s/(1[a-z]*)[0-9]*(.*)$/$2===$1/ and ^/git/(.*)$ and /var/www/git/$1", True)])
+    assert items["path"] == [("/var/www/git/$1",)]
+    assert ("s/(1[a-z]*)[0-9]*(.*)$/$2===$1/",) in items["code"] and ("^/git/(.*)$",) in items["code"]
+
+
 def test_misses_say_what_ocr_read_instead() -> None:
     items = class_items([("Edit /usr/share/nginx/www and run --dry-run twice: --dry-run.", False)])
     ocr = "Edit fusr/share/nginx/www and run --dry-run twice: -dry-run."
