@@ -53,6 +53,7 @@ PRESETS: dict[str, dict[str, object]] = {
     # inline paths and --options one pixel larger and tracked apart (ingest/render/fonts.py FontChain.ident)
     "id-style": {"id_scale": 1.12, "id_tracking": 0.04},
     "id-scale": {"id_scale": 1.12},
+    "id-bold": {"id_bold": True, "id_tracking": 0.04},
 }
 
 

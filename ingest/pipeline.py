@@ -45,7 +45,7 @@ class RenderedPart:
 
 # RenderConfig fields added after stores existed: left out of the fingerprint at their defaults, so adding
 # them re-renders nothing (a changed value still does).
-_LATER_FIELDS = {"id_kinds": "all", "id_scale": 1.0, "id_tracking": 0.0}
+_LATER_FIELDS = {"id_kinds": "all", "id_scale": 1.0, "id_tracking": 0.0, "id_bold": False}
 
 
 def render_fingerprint(config: RenderConfig, token_counter: str) -> str:

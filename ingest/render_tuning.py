@@ -35,6 +35,7 @@ SPACE: dict[str, tuple[Any, ...]] = {
     "id_kinds": ("all", "paths"),
     "id_scale": (1.0, 1.12),
     "id_tracking": (0.0, 0.04, 0.08),
+    "id_bold": (False, True),
     "mono_font": ("NotoSansMono", "DejaVuSansMono"),
     "columns": (2, 3),
     "margin": (2, 6),

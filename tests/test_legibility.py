@@ -46,7 +46,17 @@ def test_identifier_scale_and_tracking_widen_only_identifiers() -> None:
     assert paths.measure("--force") == plain.measure("--force")
 
 
+def test_bold_identifiers_use_the_bold_face() -> None:
+    bold = Style.from_config(RenderConfig(id_bold=True)).body()
+    plain = Style.from_config(RenderConfig()).body()
+    assert bold.ident is not None and bold.ident.size == plain.size
+    assert bold.ident.primary.path != plain.primary.path  # the bold file of the body family
+    assert bold.measure("/usr/share/man") > plain.measure("/usr/share/man")
+
+
 def test_new_identifier_fields_at_their_defaults_keep_the_fingerprint() -> None:
     base = render_fingerprint(RenderConfig(), "t")
-    assert render_fingerprint(RenderConfig(id_scale=1.0, id_tracking=0.0, id_kinds="all"), "t") == base
+    same = RenderConfig(id_scale=1.0, id_tracking=0.0, id_kinds="all", id_bold=False)
+    assert render_fingerprint(same, "t") == base
+    assert render_fingerprint(RenderConfig(id_bold=True), "t") != base
     assert render_fingerprint(RenderConfig(id_tracking=0.04), "t") != base

@@ -304,11 +304,13 @@ class FontBook:
         ident_scale: float = 1.0,
         ident_tracking: float = 0.0,
         ident_paths_only: bool = False,
+        ident_bold: bool = False,
     ) -> None:
         self.size = size
         self.dash_pad = dash_pad
-        self._ident = resolve_font(ident) if ident else None
-        self._ident_on = bool(ident) or ident_scale != 1.0 or ident_tracking > 0
+        self._ident = resolve_font(ident or body, bold=True) if ident_bold else resolve_font(ident) if ident else None
+        self._ident_bold = ident_bold
+        self._ident_on = bool(ident) or ident_scale != 1.0 or ident_tracking > 0 or ident_bold
         self.ident_scale = ident_scale
         self.ident_tracking = ident_tracking
         self.ident_paths_only = ident_paths_only
@@ -337,6 +339,7 @@ class FontBook:
                 ch.ident = FontChain(
                     self._ident or path,
                     max(size, round(size * self.ident_scale)),
+                    bold=self._ident_bold,
                     tracking=self.ident_tracking * size,
                     slash_pad=self.slash_pad * size,
                     dash_pad=self.dash_pad * size,

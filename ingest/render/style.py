@@ -68,6 +68,7 @@ class Style:
                 ident_scale=config.id_scale,
                 ident_tracking=config.id_tracking,
                 ident_paths_only=config.id_kinds == "paths",
+                ident_bold=config.id_bold,
             ),
             block_gap=config.block_gap,
             cjk_scale=config.cjk_scale,
