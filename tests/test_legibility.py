@@ -35,28 +35,34 @@ def test_paths_only_keeps_options_in_the_body_face() -> None:
     assert [s for s, ident in identifier_split(text, paths_only=True) if ident] == ["/var/lib/kb"]
 
 
+PLAIN_IDS = RenderConfig(id_bold=False, id_tracking=0.0)  # identifiers drawn like the prose around them
+
+
 def test_identifier_scale_and_tracking_widen_only_identifiers() -> None:
-    plain = Style.from_config(RenderConfig()).body()
+    plain = Style.from_config(PLAIN_IDS).body()
     assert plain.ident is None
-    styled = Style.from_config(RenderConfig(id_scale=1.12, id_tracking=0.04)).body()
+    styled = Style.from_config(RenderConfig(id_scale=1.12, id_tracking=0.04, id_bold=False)).body()
     assert styled.ident is not None and styled.ident.size == 10
     assert styled.measure("/usr/share/man") > plain.measure("/usr/share/man")
     assert styled.measure("read the manual") == plain.measure("read the manual")
-    paths = Style.from_config(RenderConfig(id_tracking=0.04, id_kinds="paths")).body()
+    paths = Style.from_config(RenderConfig(id_tracking=0.04, id_kinds="paths", id_bold=False)).body()
     assert paths.measure("--force") == plain.measure("--force")
 
 
 def test_bold_identifiers_use_the_bold_face() -> None:
-    bold = Style.from_config(RenderConfig(id_bold=True)).body()
-    plain = Style.from_config(RenderConfig()).body()
+    bold = Style.from_config(RenderConfig(id_bold=True, id_tracking=0.0)).body()
+    plain = Style.from_config(PLAIN_IDS).body()
     assert bold.ident is not None and bold.ident.size == plain.size
     assert bold.ident.primary.path != plain.primary.path  # the bold file of the body family
     assert bold.measure("/usr/share/man") > plain.measure("/usr/share/man")
 
 
-def test_new_identifier_fields_at_their_defaults_keep_the_fingerprint() -> None:
-    base = render_fingerprint(RenderConfig(), "t")
+def test_new_identifier_fields_at_their_old_values_keep_the_fingerprint() -> None:
+    """A store drawn before the identifier fields existed keeps its fingerprint under those old values; the
+    bold, tracked default is a change (reindex re-renders)."""
+    base = render_fingerprint(PLAIN_IDS, "t")
     same = RenderConfig(id_scale=1.0, id_tracking=0.0, id_kinds="all", id_bold=False)
     assert render_fingerprint(same, "t") == base
-    assert render_fingerprint(RenderConfig(id_bold=True), "t") != base
-    assert render_fingerprint(RenderConfig(id_tracking=0.04), "t") != base
+    assert render_fingerprint(RenderConfig(id_bold=True, id_tracking=0.0), "t") != base
+    assert render_fingerprint(RenderConfig(id_bold=False, id_tracking=0.04), "t") != base
+    assert render_fingerprint(RenderConfig(), "t") != base
