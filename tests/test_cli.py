@@ -437,3 +437,17 @@ def test_a_command_loads_its_models_once(tmp_path: Path, monkeypatch: pytest.Mon
     res = runner.invoke(app, ["search", "p99 latency", "--k", "2"])
     assert res.exit_code == 0, res.output
     assert loads == {"st": 0, "numpy": 1}
+
+
+def test_render_prints_each_image_path_whole_and_as_it_is(tmp_path: Path) -> None:
+    """Paths are text (a "[b]" in a name is not rich markup) and never broken at 80 columns in a pipe,
+    so scripts can read them line by line."""
+    src = tmp_path / "notes [b].md"
+    shutil.copyfile(EXAMPLES / "incident-response-sop.md", src)
+    out_dir = tmp_path / ("a-long-folder-name-for-the-glyph-images-" * 3)
+    res = runner.invoke(app, ["render", str(src), "--out", str(out_dir)], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    made = sorted(str(p) for p in out_dir.glob("*.png"))
+    assert made and lines[: len(made)] == made and all(len(p) > 80 for p in made)
+    assert lines[len(made)] == f"{len(made)} image(s) in {out_dir}"

@@ -153,3 +153,23 @@ def test_the_configured_vlm_is_the_judge_when_there_is_one(tmp_path: Path) -> No
     sec = Section("d", 0, ("Guide",), (Block("paragraph", "Read /etc/kb.toml first."),))
     image = GlyphRenderer(settings.render).render(sec, "Guide")
     assert isinstance(judge(image, sec.text), str)
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract")
+def test_tune_render_prints_file_names_and_errors_as_they_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Brackets in a file name or an error are text, not rich markup (rich swallowed "[b]" and stopped the run
+    on a stray closing tag)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide [b].md").write_text(PROSE)
+    (docs / "bad[i].pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    res = CliRunner().invoke(
+        app,
+        ["tune-render", str(docs), "--budget", "1", "--sections", "1", "--jobs", "1", "--minutes", "0.01",
+         "--name", "quick", "--no-activate"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "parsing 1/2: bad[i].pdf" in res.output and "skipped bad[i].pdf:" in res.output
+    assert "parsing 2/2: guide [b].md" in res.output

@@ -76,7 +76,9 @@ def delete(
     with KnowledgeBase(load_settings(config)) as kb:
         for d in doc_ids:
             rec = run(partial(kb.delete, d))
-            out().print(f"deleted {rec.doc_id} ({len(rec.sections)} sections)")
+            out().print(
+                f"deleted {rec.doc_id} ({len(rec.sections)} sections)", markup=False, highlight=False, soft_wrap=True
+            )
 
 
 def _docs_remote(url: str, as_json: bool) -> None:

@@ -76,4 +76,9 @@ def eval_cmd(
         json_out.write_text(json.dumps(eval_json(res, ks), ensure_ascii=False, indent=1))
         json_out.with_suffix(".md").write_text(table + "\n")
         plot(res.reports, ks, json_out.with_suffix(".png"))
-        err().print(f"wrote {json_out}, {json_out.with_suffix('.md')}, {json_out.with_suffix('.png')}")
+        err().print(
+            f"wrote {json_out}, {json_out.with_suffix('.md')}, {json_out.with_suffix('.png')}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

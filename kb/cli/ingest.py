@@ -110,7 +110,12 @@ def ingest(
     if revises is not None and results and results[0].status != "failed" and results[0].doc_id:
         new_id = results[0].doc_id
         run(lambda: kb.set_revises(new_id, revises))
-        err().print(f"{new_id} revises {revises} (see: kb diff {revises} {new_id})", highlight=False)
+        err().print(
+            f"{new_id} revises {revises} (see: kb diff {revises} {new_id})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     kb.close()
     elapsed = time.perf_counter() - t0
     _print_ingest_summary(results, elapsed, skipped)

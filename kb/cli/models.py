@@ -48,7 +48,12 @@ def models(
         table.add_row(r.signal, escape(r.name), escape(r.source), here)
     table.add_row("bm25", "in-house tokenizer" if settings.bm25 else "off (KB_BM25=false)", "this package", "yes")
     out().print(table)
-    out().print(f"model cache: {hub_cache(settings)}   model hub: {'reachable' if online else 'not reachable'}")
+    out().print(
+        f"model cache: {hub_cache(settings)}   model hub: {'reachable' if online else 'not reachable'}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     try:
         profile = resolve_profile(settings)
     except Exception as exc:  # a KbError: the models named above cannot run here
@@ -71,4 +76,9 @@ def pull(
     for p in run(lambda: pull_models(settings, to)):
         out().print(f"{p.ref.signal}: {p.ref.name}: {p.outcome}", markup=False, highlight=False)
     if to is not None:
-        out().print(f"copy {to} to the other machine and set KB_MODELS_DIR to its path there", highlight=False)
+        out().print(
+            f"copy {to} to the other machine and set KB_MODELS_DIR to its path there",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -22,5 +22,5 @@ def render(
     kb = run(lambda: KnowledgeBase(load_settings(config)))
     paths = run(lambda: kb.render_file(file, out_dir))
     for p in paths:
-        out().print(str(p))
-    out().print(f"{len(paths)} image(s) in {out_dir}")
+        out().print(str(p), markup=False, highlight=False, soft_wrap=True)
+    out().print(f"{len(paths)} image(s) in {out_dir}", markup=False, highlight=False, soft_wrap=True)

@@ -153,9 +153,11 @@ def ask(
         if partial:
             sys.stdout.write("\n")
             err().print("[bold red]the answer was cut off[/] — do not rely on the text above.")
-        err().print(f"[bold red]no answer:[/] {message}")
+        from rich.markup import escape
+
+        err().print(f"[bold red]no answer:[/] {escape(message)}")  # a server's words are text, not markup
         if hint:
-            err().print(f"[yellow]hint:[/] {hint}")
+            err().print(f"[yellow]hint:[/] {escape(hint)}")
         _print_sources(hits, prep.prompt.notes, cited=set(), passages=True)
         raise typer.Exit(2)
 

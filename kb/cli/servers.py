@@ -25,7 +25,9 @@ def ui(
 
     app_file = Path(__file__).resolve().parents[2] / "ui" / "app.py"
     if not app_file.is_file():
-        err().print(f"[bold red]error:[/] the UI is not installed ({app_file} is missing)")
+        from rich.markup import escape
+
+        err().print(f"[bold red]error:[/] the UI is not installed ({escape(str(app_file))} is missing)")
         raise typer.Exit(2)
     settings = load_settings(config)  # a bad config fails here, clearly, not in the browser
     env = dict(os.environ)
@@ -74,7 +76,11 @@ def serve(
         from kb.api import create_app
         from kb.service import KnowledgeBase
     except ImportError as exc:
-        err().print(f"[bold red]error:[/] the API needs fastapi and uvicorn ({exc}); install the api extra")
+        from rich.markup import escape
+
+        err().print(
+            f"[bold red]error:[/] the API needs fastapi and uvicorn ({escape(str(exc))}); install the api extra"
+        )
         raise typer.Exit(2) from None
     settings = load_settings(config)
     if not settings.api_keys:

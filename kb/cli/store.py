@@ -20,12 +20,14 @@ def reindex(config: ConfigOpt = None) -> None:
     if results or gone:
         profile = settings.render_profile or "the [render] settings"
         ok = sum(r.status != "failed" for r in results)
-        out().print(f"re-rendered {ok} document(s) with {profile}")
+        out().print(f"re-rendered {ok} document(s) with {profile}", markup=False, highlight=False, soft_wrap=True)
         for r in results:
             if r.status == "failed":
-                out().print(f"  failed: {r.path}: {r.error}")
+                out().print(f"  failed: {r.path}: {r.error}", markup=False, highlight=False, soft_wrap=True)
         for doc in gone:
-            out().print(f"  {doc}: source file gone, re-ingest it to re-render")
+            out().print(
+                f"  {doc}: source file gone, re-ingest it to re-render", markup=False, highlight=False, soft_wrap=True
+            )
 
 
 @app.command()

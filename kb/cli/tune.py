@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kb.cli._common import ConfigOpt, app, err, fail, load_settings, out, run
+
+# File names, paths and error texts are printed as they are (a "[" in one is not rich markup), and long
+# progress lines are left to the terminal to wrap instead of being broken at 80 columns in a pipe.
+PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True}
 
 if TYPE_CHECKING:
     from ingest.render_score import Judge
@@ -85,7 +89,7 @@ def tune_render(
     deadline = t0 + minutes * 60
 
     def say(msg: str) -> None:
-        err().print(f"[{time.monotonic() - t0:6.0f}s] {msg}", highlight=False)
+        err().print(f"[{time.monotonic() - t0:6.0f}s] {msg}", **PLAIN)
 
     docs = []
     for i, f in enumerate(files, 1):
@@ -103,21 +107,27 @@ def tune_render(
     workers = max(1, jobs) if judge_name == "tesseract" else 1  # one VLM request at a time
     with ThreadPoolExecutor(max_workers=workers) as pool:
         res = tune(
-            docs, settings.render, counter, pool, budget=budget, targets=targets, judge=judge_fn, progress=say,
+            docs,
+            settings.render,
+            counter,
+            pool,
+            budget=budget,
+            targets=targets,
+            judge=judge_fn,
+            progress=say,
             deadline=deadline,
         )
     o = out()
     o.print(
         f"\njudged {len(res.judged)} configuration(s) on {len(docs)} document(s) in {time.monotonic() - t0:.0f} s; "
-        f"text tokens by {counter.name}, judge: {judge_name}"
+        f"text tokens by {counter.name}, judge: {judge_name}",
+        **PLAIN,
     )
     if res.stopped == "time":
         o.print(f"stopped on time: the {minutes:g} min limit left no room for another judgement")
     o.print("Pareto front (compression, worst of recall / identifier recall / order):")
     for s in res.front():
-        o.print(
-            f"  {s.compression:5.2f}x  {min(s.recall, s.identifier_recall, s.order):.3f}  {s.name}", highlight=False
-        )
+        o.print(f"  {s.compression:5.2f}x  {min(s.recall, s.identifier_recall, s.order):.3f}  {s.name}", **PLAIN)
     best = res.best
     if best is None:
         more = "--minutes" if res.stopped == "time" else "--budget"
@@ -143,12 +153,13 @@ def tune_render(
     o.print(
         f"best: {best.name}: {best.compression:.2f}x (start {res.start.compression:.2f}x), recall "
         f"{best.recall:.3f}, order {best.order:.3f}; saved {path}",
-        highlight=False,
+        **PLAIN,
     )
     if activate:
         cfg_file = config or Path(DEFAULT_CONFIG_FILE)
         activate_profile(name, cfg_file)
         o.print(
             f'{cfg_file}: render_profile = "{name}"; `kb ingest` now renders with it, '
-            "`kb reindex` re-renders documents drawn before"
+            "`kb reindex` re-renders documents drawn before",
+            **PLAIN,
         )
