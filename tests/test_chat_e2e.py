@@ -16,11 +16,7 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +27,7 @@ import pytest
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 from tests.tiny_models import settings_fields
+from tests.ui_server import running_ui
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "docs"
@@ -132,9 +129,7 @@ def server(tmp_path: Path, model_env: dict[str, str], shared_embedders: object, 
     with KnowledgeBase(s, embedders=shared_embedders) as kb:  # type: ignore[arg-type]
         results = kb.ingest([EXAMPLES, *[p for p in others if p.is_file()]])
     assert all(r.status != "failed" for r in results), results
-    port = free_port()
     env = {
-        **os.environ,
         **model_env,
         "KB_DATA_DIR": str(data),
         "KB_VLM_BACKEND": "openai",
@@ -143,32 +138,8 @@ def server(tmp_path: Path, model_env: dict[str, str], shared_embedders: object, 
         "KB_VLM_RETRIES": "0",
         "KB_VLM_CONNECT_TIMEOUT": "2",
     }
-    env.pop("KB_CONFIG", None)
-    log = (tmp_path / "ui.log").open("wb")
-    cmd = [sys.executable, "-m", "kb.cli", "ui", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"kb ui did not start:\n{(tmp_path / 'ui.log').read_text(errors='replace')}")
-            time.sleep(0.3)
+    with running_ui(env, tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _ask(page: Any, question: str) -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from kb.service import KnowledgeBase
 from kb.settings import Settings
-from tests.test_answer_openai import EXAMPLES, free_port
+from tests.test_answer_openai import EXAMPLES
+from tests.ui_server import running_ui
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("KB_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -60,47 +58,21 @@ def test_compare_in_a_browser(store: Path, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     from tests.test_ui_e2e import FLAGS
 
-    port = free_port()
-    env = {**os.environ, "KB_DATA_DIR": str(store), "KB_CLIP_MODEL": "", "KB_TEXT_MODEL": "minilm-bundled"}
-    env.pop("KB_CONFIG", None)
-    log = (tmp_path / "ui.log").open("wb")
-    cmd = [sys.executable, "-m", "kb.cli", "ui", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    env = {"KB_DATA_DIR": str(store), "KB_CLIP_MODEL": "", "KB_TEXT_MODEL": "minilm-bundled"}
     shot = tmp_path / "compare.png"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"kb ui did not start:\n{(tmp_path / 'ui.log').read_text(errors='replace')}")
-            time.sleep(0.3)
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1100})
-                page.goto(f"{url}/compare", timeout=60_000)
-                page.get_by_role("heading", name="Compare").first.wait_for(timeout=90_000)
-                page.get_by_text("changed lines marked").first.wait_for(timeout=90_000)
-                page.locator('[data-testid="stImage"] img').first.wait_for(state="visible", timeout=30_000)
-                time.sleep(1.0)
-                page.screenshot(path=str(shot), full_page=True)
-                assert page.locator('[data-testid="stException"]').count() == 0
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
+    with running_ui(env, tmp_path) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"{url}/compare", timeout=60_000)
+            page.get_by_role("heading", name="Compare").first.wait_for(timeout=90_000)
+            page.get_by_text("changed lines marked").first.wait_for(timeout=90_000)
+            page.locator('[data-testid="stImage"] img').first.wait_for(state="visible", timeout=30_000)
+            time.sleep(1.0)
+            page.screenshot(path=str(shot), full_page=True)
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()
     assert shot.stat().st_size > 10_000
     docs_png = ROOT / "docs" / "compare.png"
     if os.environ.get("KB_UPDATE_SCREENSHOTS") or not docs_png.exists():

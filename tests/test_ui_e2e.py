@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +15,9 @@ import pytest
 
 from kb.service import KnowledgeBase
 from kb.settings import Settings
-from tests.test_answer_openai import MODEL, FakeVlm, free_port
+from tests.test_answer_openai import MODEL, FakeVlm
 from tests.tiny_models import settings_fields
+from tests.ui_server import running_ui
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "docs"
@@ -50,9 +47,7 @@ def server(
     s = Settings(data_dir=data, **settings_fields(model_env))
     with KnowledgeBase(s, embedders=shared_embedders) as kb:  # type: ignore[arg-type]
         kb.ingest([EXAMPLES])
-    port = free_port()
     env = {
-        **os.environ,
         **model_env,
         "KB_DATA_DIR": str(data),
         "KB_VLM_BACKEND": "openai",
@@ -63,32 +58,8 @@ def server(
         # tiny random-weight models score arbitrarily: keep every hit so the page shows several sources
         "KB_ANSWER_MIN_RELEVANCE": "0",
     }
-    env.pop("KB_CONFIG", None)
-    log = (tmp_path / "ui.log").open("wb")
-    cmd = [sys.executable, "-m", "kb.cli", "ui", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"kb ui did not start:\n{(tmp_path / 'ui.log').read_text(errors='replace')}")
-            time.sleep(0.3)
+    with running_ui(env, tmp_path, start_s=60) as url:
         yield url, tmp_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture()

@@ -32,6 +32,23 @@ if TYPE_CHECKING:
     Row = Mapping[str, Any]  # doc, title, file, format, pages, sections, images, text_tokens, visual_tokens, ...
 
 
+def manifest_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest (the catalog's JSON, or a DocumentRecord dumped to it) as one row of `kb docs --json`."""
+    return {
+        "doc": r["doc_id"],
+        "title": r["title"],
+        "file": r["source_name"],
+        "format": r["format"],
+        "pages": r.get("pages"),
+        "sections": len(r["sections"]),
+        "images": sum(len(s["images"]) for s in r["sections"]),
+        "text_tokens": sum(s["text_tokens"] for s in r["sections"]),
+        "visual_tokens": sum(i["visual_tokens"] for s in r["sections"] for i in s["images"]),
+        "ingested_at": r["ingested_at"],
+        "tags": r.get("tags", []),
+    }
+
+
 def short_doc(text_tokens: int, visual_tokens: int, corpus: float) -> bool:
     return bool(visual_tokens) and corpus > 0 and text_tokens / visual_tokens < 0.8 * corpus
 

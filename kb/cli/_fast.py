@@ -251,7 +251,7 @@ def _image_bytes(root: str) -> int:
 def _docs(as_json: bool) -> str:
     from pathlib import Path
 
-    from kb.cli._docsview import docs_json, docs_table, empty_message, local_summary
+    from kb.cli._docsview import docs_json, docs_table, empty_message, local_summary, manifest_row
 
     data_dir_s, store_url = _store_settings()
     data_dir = Path(data_dir_s).expanduser()
@@ -263,22 +263,7 @@ def _docs(as_json: bool) -> str:
     else:
         raise StepAside  # an object store: fsspec and the full path
     records = _manifests(str(data_dir / "docs"))
-    rows = [
-        {
-            "doc": r["doc_id"],
-            "title": r["title"],
-            "file": r["source_name"],
-            "format": r["format"],
-            "pages": r.get("pages"),
-            "sections": len(r["sections"]),
-            "images": sum(len(s["images"]) for s in r["sections"]),
-            "text_tokens": sum(s["text_tokens"] for s in r["sections"]),
-            "visual_tokens": sum(i["visual_tokens"] for s in r["sections"] for i in s["images"]),
-            "ingested_at": r["ingested_at"],
-            "tags": r.get("tags", []),
-        }
-        for r in records
-    ]
+    rows = [manifest_row(r) for r in records]
     if as_json:
         text = docs_json(rows)
     elif not rows:

@@ -10,33 +10,13 @@ from __future__ import annotations
 
 import sys
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from kb.cli._client import ServerOpt, server_url
 from kb.cli._common import ConfigOpt, app, load_settings, out, run
-from kb.cli._docsview import docs_json, docs_table, empty_message, local_summary, remote_summary
-
-if TYPE_CHECKING:
-    from kb.catalog import DocumentRecord
-
-
-def doc_row(d: DocumentRecord) -> dict[str, Any]:
-    """A manifest as one row of `kb docs --json`."""
-    return {
-        "doc": d.doc_id,
-        "title": d.title,
-        "file": d.source_name,
-        "format": d.format,
-        "pages": d.pages,
-        "sections": len(d.sections),
-        "images": len(d.image_keys),
-        "text_tokens": d.text_tokens,
-        "visual_tokens": d.visual_tokens,
-        "ingested_at": d.ingested_at,
-        "tags": d.tags,
-    }
+from kb.cli._docsview import docs_json, docs_table, empty_message, local_summary, manifest_row, remote_summary
 
 
 @app.command()
@@ -54,7 +34,7 @@ def docs(
 
     kb = run(lambda: KnowledgeBase(load_settings(config)))
     records = run(kb.documents)
-    rows = [doc_row(d) for d in records]
+    rows = [manifest_row(d.model_dump(mode="json")) for d in records]
     if as_json:
         sys.stdout.write(docs_json(rows))
     elif not rows:
