@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ import pytest
 
 from kb.service import KnowledgeBase
 from kb.settings import Settings
+from tests.test_answer_openai import free_port
 from tests.tiny_models import settings_fields
 from tests.ui_server import running_ui
 
@@ -104,12 +104,6 @@ class StandIn:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture()

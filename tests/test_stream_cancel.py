@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import pytest
 from kb.api import create_app
 from kb.service import KnowledgeBase
 from kb.settings import Settings
+from tests.test_answer_openai import free_port
 from tests.tiny_models import settings_fields
 
 MODEL = "stand-in/slow-vlm"
@@ -83,12 +83,6 @@ class SlowVlm:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
