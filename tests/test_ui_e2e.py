@@ -84,6 +84,7 @@ def test_chat_in_a_browser(server: tuple[str, Path], vlm: FakeVlm) -> None:
             page.get_by_text("relaxed to 500 ms in v2").first.wait_for(timeout=90_000)
             expanders = page.locator('[data-testid="stExpander"]')
             expanders.first.wait_for(timeout=30_000)
+            expanders.nth(1).wait_for(timeout=30_000)  # the sources appear one by one: wait for the second
             assert expanders.count() >= 2
             expanders.first.locator("summary").click()
             img = expanders.first.locator('[data-testid="stImage"] img, img').first
